@@ -1,0 +1,112 @@
+"""The errors sharelift raises, grouped by what the operator has to do about them.
+
+* ``ConfigError``: bad input (a field broke a rule). Nothing was changed.
+* ``AddressError``: an address is Invalid (unreachable, wrong credentials, missing
+  export/share/bucket). Jobs fail fast with it ("Create Failed").
+* ``FileError``: one file failed; the run goes on and the file lands in the error list.
+
+Messages never contain secrets: callers build them from names and causes only, and
+``scrub`` is applied to any text that came from a library (which may echo a URL or header).
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class SharelIftError(Exception):
+    """Base of every error sharelift raises on purpose."""
+
+
+class ConfigError(SharelIftError, ValueError):
+    """A setting broke a rule. ``field`` names it, the message says which rule."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        self.field = field
+        self.rule = rule
+        super().__init__(f"{field}: {rule}")
+
+
+class AddressError(SharelIftError):
+    """An address is Invalid: the operator must fix its configuration or the server."""
+
+    def __init__(self, address: str, cause: str) -> None:
+        self.address = address
+        self.cause = scrub(cause)
+        super().__init__(f"address {address!r} is invalid: {self.cause}")
+
+
+class FileError(SharelIftError):
+    """One file could not be migrated. The message is the reason shown in the error list."""
+
+    reason_code = "error"
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = scrub(reason)
+        super().__init__(f"{path}: {self.reason}")
+
+
+class SourceFileNotFound(FileError):
+    """The file was listed by the scan but is gone now (deleted or renamed during the run)."""
+
+    reason_code = "source-file-not-found"
+
+
+class SourceFilePermissionDenied(FileError):
+    """The server refused to let us read the file."""
+
+    reason_code = "source-permission-denied"
+
+
+class SourceFileChanged(FileError):
+    """The file changed while we read it (size differs from the scan)."""
+
+    reason_code = "source-file-changed"
+
+
+class NotAFile(FileError):
+    """The path is a directory, symlink or special file, which we do not copy."""
+
+    reason_code = "not-a-file"
+
+
+class DestinationError(FileError):
+    """The destination refused or failed to store the object."""
+
+    reason_code = "destination-error"
+
+
+class ChecksumMismatch(FileError):
+    """The destination's CRC-64 differs from the one computed from the source bytes."""
+
+    reason_code = "checksum-mismatch"
+
+
+_SECRET_PATTERNS = [
+    # user:password@host in URLs
+    (re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", re.I), r"\g<pre>***@"),
+    # Authorization headers and signatures
+    (re.compile(r"(Authorization['\"]?\s*[:=]\s*['\"]?)[^'\",\n]+", re.I), r"\1***"),
+    (re.compile(r"((?:Signature|x-oss-signature|OSSAccessKeySecret|access_key_secret|"
+                r"AccessKeySecret|password|passwd|secret)['\"]?\s*[:=]\s*['\"]?)[^'\"&,\s]+",
+                re.I), r"\1***"),
+]
+
+_KNOWN_SECRETS: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret so that ``scrub`` removes it verbatim from any later message."""
+    if value and len(value) >= 4:
+        _KNOWN_SECRETS.add(value)
+
+
+def scrub(text: str) -> str:
+    """Remove anything that looks like a secret from a message that came from a library."""
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    for pattern, repl in _SECRET_PATTERNS:
+        text = pattern.sub(repl, text)
+    return text

@@ -1,0 +1,265 @@
+"""The one small storage interface every backend implements.
+
+Sources (local folder, NFS export, SMB share, later object stores and URL lists) walk a
+tree and open files as streams. Destinations (OSS, local folder) head, put, get, list and
+delete objects. The engine only ever talks to these two classes, so a new backend is one
+module and one line in the conformance suite (the idea of rclone's fstest).
+
+Error contract (every backend, checked by ``tests/conformance``):
+
+* ``Source.walk`` never raises for one bad entry: a folder it cannot list is yielded as an
+  ``Entry`` with ``error`` set, and the walk goes on. Symlinks are yielded as
+  ``EntryKind.SYMLINK`` and never followed. Empty folders are yielded as ``DIR``.
+* ``Source.open``/``Source.stat`` raise ``SourceFileNotFound`` for a file that is gone,
+  ``SourceFilePermissionDenied`` for one the server will not let us read, ``NotAFile``
+  for a folder, symlink or special file. Never a bare library exception.
+* ``Destination.put`` either stores the whole object or leaves nothing visible under the
+  key (an existing object stays as it was). A put repeated with the same bytes is harmless.
+  It raises ``SourceFileChanged`` when the stream gives a different number of bytes than
+  announced, ``DestinationError`` when the destination fails.
+* ``Destination.head`` returns ``None`` for a missing object; ``delete`` of a missing
+  object is not an error.
+* ``check()`` raises ``AddressError`` naming the address and the cause (unreachable,
+  wrong credentials, missing export/share/bucket). No message carries a secret.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of bytes just transferred (a delta, not a total)."""
+
+
+class EntryKind(str, enum.Enum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    OTHER = "other"  # fifo, socket, device: reported, never copied
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One thing found by a walk.
+
+    ``path`` is relative to the source root, '/'-separated, without a leading '/'.
+    ``mtime_ns`` is the last-modified time in nanoseconds since the epoch (UTC).
+    ``error`` is set (and the other fields may be empty) when the entry could not be read,
+    e.g. a folder the server refuses to list.
+    """
+
+    path: str
+    kind: EntryKind
+    size: int = 0
+    mtime_ns: int = 0
+    mode: int | None = None
+    error: str | None = None
+
+    @property
+    def is_file(self) -> bool:
+        return self.kind is EntryKind.FILE and self.error is None
+
+
+class ReadStream(Protocol):
+    """What ``Source.open`` returns: a binary stream that is also a context manager."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ReadStream: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFeatures:
+    """What a source can do, advertised rather than probed with ``isinstance``.
+
+    ``gil_bound``: the client library holds the GIL while it works (libnfs, smbprotocol),
+    so the engine parallelises across processes instead of threads.
+    ``reports_symlinks``: the protocol shows symlinks as such (SMB servers usually resolve
+    them on the server side, or hide the ones that point outside the share).
+    ``read_chunk_size``: the read size the backend is fastest with.
+    """
+
+    gil_bound: bool = False
+    reports_symlinks: bool = True
+    read_chunk_size: int = 1024 * 1024
+
+
+class Source(ABC):
+    """A tree of files to migrate: an NFS export, an SMB share, a local folder."""
+
+    scheme: str = ""
+    features: SourceFeatures = SourceFeatures()
+
+    @abstractmethod
+    def display_url(self, path: str = "") -> str:
+        """``<scheme>://<host>/<share-or-export>/<path>``, without credentials (reports)."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise ``AddressError`` unless the source is reachable and readable."""
+
+    @abstractmethod
+    def walk(self, top: str = "") -> Iterator[Entry]:
+        """Yield every entry below ``top`` (relative), depth-first, names sorted per folder."""
+
+    @abstractmethod
+    def stat(self, path: str) -> Entry:
+        """The entry for one path (symlinks not followed)."""
+
+    @abstractmethod
+    def open(self, path: str) -> ReadStream:
+        """Open a regular file for reading."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Safe to call twice."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a destination knows of one stored object.
+
+    ``source_mtime_ns`` is the source file's mtime that sharelift stored with the object
+    (``None`` for an object sharelift did not write); the overwrite rule compares it.
+    ``crc64`` is the destination's own CRC-64 when it keeps one (OSS does).
+    """
+
+    key: str
+    size: int
+    crc64: int | None = None
+    source_mtime_ns: int | None = None
+    mode: int | None = None
+    last_modified_ns: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    key: str
+    size: int
+    crc64: int
+    multipart: bool = False
+    resumed_bytes: int = 0  # bytes of parts already uploaded by an earlier, interrupted try
+
+
+@dataclass(frozen=True, slots=True)
+class TransferConfig:
+    """How a destination moves bytes. Sizes in bytes.
+
+    ``multipart_threshold``: objects at least this large go up in parts (resumable).
+    ``part_size``: size of each part (OSS allows 100 KiB .. 5 GiB, at most 10,000 parts;
+    larger objects get larger parts automatically).
+    ``max_parallel_parts``: parts of one object in flight at once (threads: HTTP I/O and
+    the CRC both release the GIL).
+    ``checkpoint_dir``: where resumable uploads keep their progress; ``None`` = not resumable.
+    """
+
+    multipart_threshold: int = 64 * 1024 * 1024
+    part_size: int = 16 * 1024 * 1024
+    max_parallel_parts: int = 4
+    checkpoint_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        from sharelift.errors import ConfigError
+
+        if self.part_size < 100 * 1024:
+            raise ConfigError("part_size", "must be at least 100 KiB (OSS minimum)")
+        if self.multipart_threshold < self.part_size:
+            raise ConfigError("multipart_threshold", "must be at least part_size")
+        if not 1 <= self.max_parallel_parts <= 64:
+            raise ConfigError("max_parallel_parts", "must be between 1 and 64")
+
+    def part_size_for(self, size: int) -> int:
+        """The part size for an object of ``size`` bytes, keeping within 10,000 parts."""
+        part = self.part_size
+        while size > part * 10_000:
+            part *= 2
+        return part
+
+
+class Destination(ABC):
+    """Where objects go: an OSS bucket (with prefix) or a local folder.
+
+    Keys are relative to the destination's prefix; ``root_key`` addresses the bucket root
+    (reports live at ``aliyun_mgw_import_report/`` whatever the prefix).
+    """
+
+    scheme: str = ""
+
+    @abstractmethod
+    def display_url(self, key: str = "") -> str:
+        """``oss://bucket/prefix/key`` or ``file:///path``, without credentials."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise ``AddressError`` unless the destination is reachable and writable."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    @abstractmethod
+    def put(
+        self,
+        key: str,
+        stream: BinaryIO | ReadStream,
+        size: int,
+        *,
+        source_mtime_ns: int | None = None,
+        mode: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PutResult:
+        """Store exactly ``size`` bytes read from ``stream``, computing CRC-64 on the fly."""
+
+    @abstractmethod
+    def open(self, key: str) -> ReadStream:
+        """Read an object back (verification, tests). Raises ``FileNotFoundError``."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    def put_bytes(self, key: str, data: bytes) -> PutResult:
+        import io
+
+        return self.put(key, io.BytesIO(data), len(data))
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Safe to call twice."""
+
+    def __enter__(self) -> Destination:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def join_key(*parts: str) -> str:
+    """Join key fragments with single slashes ('a/', '/b' -> 'a/b')."""
+    out = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+    return out
+
+
+def check_relative_path(path: str) -> str:
+    """Normalise a relative source path and refuse anything that escapes the root."""
+    from sharelift.errors import ConfigError
+
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise ConfigError("path", f"must stay inside the source root, got {path!r}")
+    return "/".join(parts)
