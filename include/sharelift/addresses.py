@@ -38,7 +38,9 @@ def validate_prefix(prefix: str, field_name: str = "prefix") -> str:
     if not prefix.endswith("/"):
         raise ConfigError(field_name, f"must end with '/' (got {prefix!r})")
     if "//" in prefix:
-        raise ConfigError(field_name, f"must not contain an empty folder name '//' (got {prefix!r})")
+        raise ConfigError(
+            field_name, f"must not contain an empty folder name '//' (got {prefix!r})"
+        )
     if len(prefix.encode()) > 1023:
         raise ConfigError(field_name, "must be shorter than 1024 bytes (OSS key limit)")
     return prefix
@@ -93,18 +95,24 @@ class SourceAddress:
         _validate_port(self.mount_port, "mount_port")
         if self.protocol == "local":
             if not self.path or not self.path.startswith("/"):
-                raise ConfigError("path", f"a local source needs an absolute folder path (got {self.path!r})")
+                raise ConfigError(
+                    "path", f"a local source needs an absolute folder path (got {self.path!r})"
+                )
             return
         _validate_host(self.host)
         if self.protocol == "nfs":
             if not self.share.startswith("/"):
-                raise ConfigError("share", f"an NFS export path must start with '/' (got {self.share!r})")
+                raise ConfigError(
+                    "share", f"an NFS export path must start with '/' (got {self.share!r})"
+                )
             if self.nfs_version not in (3, 4):
                 raise ConfigError("nfs_version", f"must be 3 or 4 (got {self.nfs_version!r})")
         if self.protocol == "smb":
             share = self.share.strip("/\\")
             if not share or "/" in share or "\\" in share:
-                raise ConfigError("share", f"must be one SMB share name, like 'data' (got {self.share!r})")
+                raise ConfigError(
+                    "share", f"must be one SMB share name, like 'data' (got {self.share!r})"
+                )
             object.__setattr__(self, "share", share)
         if self.path.startswith("/") and self.protocol != "local":
             object.__setattr__(self, "path", self.path.strip("/"))
@@ -150,20 +158,30 @@ class DestinationAddress:
         validate_prefix(self.prefix)
         if self.kind == "local":
             if not self.path or not self.path.startswith("/"):
-                raise ConfigError("path", f"a local destination needs an absolute folder path (got {self.path!r})")
+                raise ConfigError(
+                    "path", f"a local destination needs an absolute folder path (got {self.path!r})"
+                )
             return
         if not self.endpoint:
             raise ConfigError("endpoint", "is required for an OSS destination")
         if not re.match(r"^(https?://)?[A-Za-z0-9.-]+(:\d+)?/?$", self.endpoint):
-            raise ConfigError("endpoint", f"must be a host or URL like https://oss-cn-hangzhou.aliyuncs.com (got {self.endpoint!r})")
+            raise ConfigError(
+                "endpoint",
+                f"must be a host or URL like https://oss-cn-hangzhou.aliyuncs.com (got {self.endpoint!r})",
+            )
         if not re.match(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", self.bucket or ""):
-            raise ConfigError("bucket", f"must be 3-63 lowercase letters, digits and '-', not starting or ending with '-' (got {self.bucket!r})")
+            raise ConfigError(
+                "bucket",
+                f"must be 3-63 lowercase letters, digits and '-', not starting or ending with '-' (got {self.bucket!r})",
+            )
         if not self.access_key_id:
             raise ConfigError("access_key_id", "is required for an OSS destination")
         if not self.access_key_secret:
             raise ConfigError("access_key_secret", "is required for an OSS destination")
         if self.signature_version not in ("v1", "v4"):
-            raise ConfigError("signature_version", f"must be v1 or v4 (got {self.signature_version!r})")
+            raise ConfigError(
+                "signature_version", f"must be v1 or v4 (got {self.signature_version!r})"
+            )
         if self.signature_version == "v4" and not self.region:
             object.__setattr__(self, "region", _region_from_endpoint(self.endpoint))
 

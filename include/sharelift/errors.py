@@ -88,9 +88,14 @@ _SECRET_PATTERNS = [
     (re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", re.I), r"\g<pre>***@"),
     # Authorization headers and signatures
     (re.compile(r"(Authorization['\"]?\s*[:=]\s*['\"]?)[^'\",\n]+", re.I), r"\1***"),
-    (re.compile(r"((?:Signature|x-oss-signature|OSSAccessKeySecret|access_key_secret|"
-                r"AccessKeySecret|password|passwd|secret)['\"]?\s*[:=]\s*['\"]?)[^'\"&,\s]+",
-                re.I), r"\1***"),
+    (
+        re.compile(
+            r"((?:Signature|x-oss-signature|OSSAccessKeySecret|access_key_secret|"
+            r"AccessKeySecret|password|passwd|secret)['\"]?\s*[:=]\s*['\"]?)[^'\"&,\s]+",
+            re.I,
+        ),
+        r"\1***",
+    ),
 ]
 
 _KNOWN_SECRETS: set[str] = set()

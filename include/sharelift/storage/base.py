@@ -35,7 +35,7 @@ ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just transferred (a delta, not a total)."""
 
 
-class EntryKind(str, enum.Enum):
+class EntryKind(enum.StrEnum):
     FILE = "file"
     DIR = "dir"
     SYMLINK = "symlink"

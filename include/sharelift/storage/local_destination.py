@@ -1,0 +1,211 @@
+"""A local folder as a destination: NAS->NAS copies, tests, and a baseline for benchmarks.
+
+Layout: the folder plays the bucket; a key ``a/b.txt`` is the file ``<path>/<prefix>a/b.txt``.
+What OSS keeps as object metadata we keep in extended attributes (``user.sharelift.*``):
+the CRC-64 of the bytes written and the source mtime/mode. The file's own mtime is also
+set to the source mtime, so a file system without xattrs still supports the overwrite rule
+(and the CRC is then computed on ``head``, which is slower but correct).
+
+A put writes a hidden temporary file in the target folder, fsyncs it and renames it over
+the key, so a crash never leaves a partial file under a real name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat as stat_mod
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from sharelift.addresses import DestinationAddress
+from sharelift.checksum import Crc64
+from sharelift.errors import AddressError, DestinationError
+from sharelift.storage.base import (
+    Destination,
+    ObjectInfo,
+    ProgressCallback,
+    PutResult,
+    ReadStream,
+    TransferConfig,
+    check_relative_path,
+)
+from sharelift.storage.streaming import ExactReader
+
+TMP_MARK = ".sharelift-tmp-"
+XATTR_CRC = "user.sharelift.crc64"
+XATTR_MTIME = "user.sharelift.mtime_ns"
+XATTR_MODE = "user.sharelift.mode"
+
+
+class LocalDestination(Destination):
+    scheme = "file"
+
+    def __init__(self, address: DestinationAddress, transfer: TransferConfig | None = None) -> None:
+        self.address = address
+        self.transfer = transfer or TransferConfig()
+        self.root = os.path.normpath(address.path)
+        self.base = os.path.join(self.root, address.prefix) if address.prefix else self.root
+
+    def __repr__(self) -> str:
+        return f"LocalDestination({self.address.name!r}, {self.base!r})"
+
+    def _path(self, key: str) -> str:
+        rel = check_relative_path(key)
+        if not rel or rel != key.strip("/") or key.endswith("/"):
+            raise DestinationError(key, "invalid object name for a local folder")
+        return os.path.join(self.base, rel)
+
+    def display_url(self, key: str = "") -> str:
+        return f"file://{self.base.rstrip('/')}/{key}"
+
+    def check(self) -> None:
+        if not os.path.isdir(self.root):
+            raise AddressError(self.address.name, f"folder {self.root} does not exist")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise AddressError(self.address.name, f"folder {self.root} is not writable")
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        crc = _get_int_xattr(path, XATTR_CRC)
+        if crc is None:
+            crc = _crc_of_file(path)
+        mtime = _get_int_xattr(path, XATTR_MTIME)
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            crc64=crc,
+            source_mtime_ns=mtime if mtime is not None else st.st_mtime_ns,
+            mode=_get_int_xattr(path, XATTR_MODE),
+            last_modified_ns=st.st_ctime_ns,
+        )
+
+    def put(
+        self,
+        key: str,
+        stream: BinaryIO | ReadStream,
+        size: int,
+        *,
+        source_mtime_ns: int | None = None,
+        mode: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PutResult:
+        path = self._path(key)
+        folder = os.path.dirname(path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise DestinationError(key, f"cannot create folder: {_why(exc)}") from None
+        tmp = os.path.join(
+            folder, f".{os.path.basename(path)[:180]}{TMP_MARK}{secrets.token_hex(4)}"
+        )
+        reader = ExactReader(stream, size, key, progress=progress)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise DestinationError(key, f"cannot create file: {_why(exc)}") from None
+        try:
+            with os.fdopen(fd, "wb", buffering=0) as f:
+                while True:
+                    chunk = reader.read(self.transfer.part_size)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                crc = reader.finish()
+                os.fsync(f.fileno())
+            _set_xattrs(tmp, crc, source_mtime_ns, mode)
+            if source_mtime_ns is not None:
+                os.utime(tmp, ns=(source_mtime_ns, source_mtime_ns))
+            os.replace(tmp, path)
+        except BaseException as exc:
+            _silent_unlink(tmp)
+            if isinstance(exc, OSError):
+                raise DestinationError(key, f"cannot write file: {_why(exc)}") from None
+            raise
+        return PutResult(key=key, size=size, crc64=crc)
+
+    def open(self, key: str) -> ReadStream:
+        return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        found: list[ObjectInfo] = []
+        if not os.path.isdir(self.base):
+            return iter(())
+        for dirpath, dirnames, filenames in os.walk(self.base):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, self.base)
+            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
+            for name in filenames:
+                if TMP_MARK in name:
+                    continue
+                key = f"{rel_dir}/{name}" if rel_dir else name
+                if not key.startswith(prefix):
+                    continue
+                st = os.stat(os.path.join(dirpath, name), follow_symlinks=False)
+                if stat_mod.S_ISREG(st.st_mode):
+                    found.append(
+                        ObjectInfo(key=key, size=st.st_size, last_modified_ns=st.st_mtime_ns)
+                    )
+        found.sort(key=lambda o: o.key)
+        return iter(found)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        _silent_unlink(path)
+        # Remove folders left empty, up to the base, like OSS where folders are only prefixes.
+        folder = os.path.dirname(path)
+        while folder.startswith(self.base) and folder != self.base:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return "a file or folder of the same name is in the way"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "name too long for the local file system"
+    return exc.strerror or str(exc)
+
+
+def _set_xattrs(path: str, crc: int, mtime_ns: int | None, mode: int | None) -> None:
+    try:
+        os.setxattr(path, XATTR_CRC, str(crc).encode())
+        if mtime_ns is not None:
+            os.setxattr(path, XATTR_MTIME, str(mtime_ns).encode())
+        if mode is not None:
+            os.setxattr(path, XATTR_MODE, str(mode).encode())
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+
+
+def _get_int_xattr(path: str, name: str) -> int | None:
+    try:
+        return int(os.getxattr(path, name, follow_symlinks=False))
+    except (OSError, ValueError):
+        return None
+
+
+def _crc_of_file(path: str) -> int:
+    crc = Crc64()
+    with open(path, "rb") as f:
+        while chunk := f.read(4 * 1024 * 1024):
+            crc.update(chunk)
+    return crc.value
+
+
+def _silent_unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

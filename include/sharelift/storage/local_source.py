@@ -1,0 +1,178 @@
+"""A folder on this machine as a source: tests, demos, and shares already mounted here."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+from collections.abc import Iterator
+
+from sharelift.addresses import SourceAddress
+from sharelift.errors import (
+    AddressError,
+    FileError,
+    NotAFile,
+    SourceFileNotFound,
+    SourceFilePermissionDenied,
+)
+from sharelift.storage.base import (
+    Entry,
+    EntryKind,
+    ReadStream,
+    Source,
+    SourceFeatures,
+    check_relative_path,
+)
+
+
+def _kind(mode: int) -> EntryKind:
+    if stat_mod.S_ISREG(mode):
+        return EntryKind.FILE
+    if stat_mod.S_ISDIR(mode):
+        return EntryKind.DIR
+    if stat_mod.S_ISLNK(mode):
+        return EntryKind.SYMLINK
+    return EntryKind.OTHER
+
+
+def file_error(path: str, exc: OSError) -> FileError:
+    """The per-file error for an ``OSError`` met while reading ``path``."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return SourceFileNotFound(path, "source file not found (deleted or renamed during the run)")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return SourceFilePermissionDenied(path, "permission denied reading the source file")
+    if exc.errno == errno.EISDIR:
+        return NotAFile(path, "is a folder, not a file")
+    return FileError(path, f"cannot read source file: {exc.strerror or exc}")
+
+
+class LocalSource(Source):
+    """Reads with plain ``os`` calls; ``os.scandir`` gives the kind without a stat per entry."""
+
+    scheme = "file"
+    # Local reads release the GIL; threads are enough.
+    features = SourceFeatures(gil_bound=False, reports_symlinks=True, read_chunk_size=1024 * 1024)
+
+    def __init__(self, address: SourceAddress) -> None:
+        self.address = address
+        self.root = os.path.normpath(address.path)
+
+    def __repr__(self) -> str:
+        return f"LocalSource({self.address.name!r}, {self.root!r})"
+
+    def _abs(self, path: str) -> str:
+        rel = check_relative_path(path)
+        return os.path.join(self.root, rel) if rel else self.root
+
+    def display_url(self, path: str = "") -> str:
+        rel = check_relative_path(path)
+        return f"file://{self.root.rstrip('/')}/{rel}" if rel else f"file://{self.root}"
+
+    def check(self) -> None:
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            raise AddressError(self.address.name, f"folder {self.root} does not exist") from None
+        except OSError as exc:
+            raise AddressError(
+                self.address.name, f"cannot open folder {self.root}: {exc.strerror}"
+            ) from None
+        if not stat_mod.S_ISDIR(st.st_mode):
+            raise AddressError(self.address.name, f"{self.root} is not a folder")
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise AddressError(self.address.name, f"permission denied listing folder {self.root}")
+
+    def walk(self, top: str = "") -> Iterator[Entry]:
+        yield from self._walk_dir(check_relative_path(top))
+
+    def _walk_dir(self, rel_dir: str) -> Iterator[Entry]:
+        try:
+            with os.scandir(self._abs(rel_dir)) as it:
+                items = sorted(it, key=lambda d: d.name)
+        except OSError as exc:
+            if rel_dir:
+                yield Entry(rel_dir, EntryKind.DIR, error=f"cannot list folder: {exc.strerror}")
+                return
+            raise AddressError(
+                self.address.name, f"cannot list folder {self.root}: {exc.strerror}"
+            ) from None
+        for item in items:
+            rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+            try:
+                st = item.stat(follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    continue  # vanished between listing and stat: it is simply not there
+                yield Entry(rel, EntryKind.OTHER, error=f"cannot stat: {exc.strerror}")
+                continue
+            kind = _kind(st.st_mode)
+            yield Entry(
+                rel,
+                kind,
+                size=st.st_size if kind is EntryKind.FILE else 0,
+                mtime_ns=st.st_mtime_ns,
+                mode=stat_mod.S_IMODE(st.st_mode),
+            )
+            if kind is EntryKind.DIR:
+                yield from self._walk_dir(rel)
+
+    def stat(self, path: str) -> Entry:
+        try:
+            st = os.lstat(self._abs(path))
+        except OSError as exc:
+            raise file_error(path, exc) from None
+        kind = _kind(st.st_mode)
+        return Entry(
+            check_relative_path(path),
+            kind,
+            size=st.st_size if kind is EntryKind.FILE else 0,
+            mtime_ns=st.st_mtime_ns,
+            mode=stat_mod.S_IMODE(st.st_mode),
+        )
+
+    def open(self, path: str) -> ReadStream:
+        abs_path = self._abs(path)
+        try:
+            # O_NOFOLLOW: a symlink swapped in after the scan is refused, never followed.
+            fd = os.open(abs_path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise NotAFile(path, "is a symlink; symlinks are not followed") from None
+            raise file_error(path, exc) from None
+        try:
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise NotAFile(path, "is not a regular file")
+        except BaseException:
+            os.close(fd)
+            raise
+        return _LocalReadStream(os.fdopen(fd, "rb", buffering=0), path)
+
+
+class _LocalReadStream:
+    """A raw file that turns read errors into per-file errors."""
+
+    def __init__(self, f: object, path: str) -> None:
+        self._f = f
+        self._path = path
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self._f.read(size)  # type: ignore[attr-defined,no-any-return]
+        except OSError as exc:
+            raise file_error(self._path, exc) from None
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        try:
+            return self._f.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+        except OSError as exc:
+            raise file_error(self._path, exc) from None
+
+    def close(self) -> None:
+        self._f.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> _LocalReadStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,120 @@
+"""Reading exactly the announced bytes from a source stream, with CRC-64 on the way.
+
+Every destination needs the same three things from a source stream: read it in the chunk
+size the source is fastest with (an SMB or NFS read per 8 KiB would be ruinous), compute
+CRC-64 once as the bytes pass, and notice when the file is not the size the scan saw (it
+changed or was truncated while we read it). ``ExactReader`` does that once for all of them.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from sharelift.checksum import Crc64
+from sharelift.errors import SourceFileChanged
+from sharelift.storage.base import ProgressCallback, ReadStream
+
+DEFAULT_CHUNK = 1024 * 1024
+
+
+class ExactReader:
+    """Reads ``size`` bytes from ``stream`` and raises ``SourceFileChanged`` on any mismatch.
+
+    ``read(n)`` serves callers that ask for small pieces (http.client asks for 8-16 KiB)
+    from a buffer filled with ``chunk_size`` reads of the source. ``__len__`` lets HTTP
+    clients send a Content-Length instead of chunked encoding.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO | ReadStream,
+        size: int,
+        path: str,
+        *,
+        chunk_size: int = DEFAULT_CHUNK,
+        progress: ProgressCallback | None = None,
+        track_crc: bool = True,
+    ) -> None:
+        """``track_crc=False`` when the caller sums CRCs itself (per part, for multipart)."""
+        self._stream = stream
+        self._track_crc = track_crc
+        self._pulled = 0
+        self.size = size
+        self.path = path
+        self.crc = Crc64()
+        self._chunk_size = chunk_size
+        self._progress = progress
+        self._buf = memoryview(b"")
+        self._remaining = size  # bytes not yet pulled from the source
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def consumed(self) -> int:
+        """Bytes handed out so far."""
+        return self._pulled - len(self._buf)
+
+    def _fill(self) -> None:
+        want = min(self._chunk_size, self._remaining)
+        data = self._stream.read(want) if want else b""
+        if not data and self._remaining:
+            raise SourceFileChanged(
+                self.path,
+                f"source file shrank while being read: got {self.size - self._remaining} of "
+                f"{self.size} bytes",
+            )
+        if len(data) > want:  # a stream that ignores the size hint
+            raise SourceFileChanged(self.path, "source stream returned more bytes than asked")
+        self._remaining -= len(data)
+        self._pulled += len(data)
+        if self._track_crc:
+            self.crc.update(data)
+        if self._progress is not None and data:
+            self._progress(len(data))
+        self._buf = memoryview(data)
+        if self._remaining == 0:
+            self._check_eof()
+
+    def _check_eof(self) -> None:
+        extra = self._stream.read(1)
+        if extra:
+            raise SourceFileChanged(
+                self.path, f"source file grew while being read: more than {self.size} bytes"
+            )
+
+    def read(self, n: int = -1, /) -> bytes:
+        if n is None or n < 0:
+            return self.read_exact(len(self._buf) + self._remaining)
+        if not self._buf:
+            if self._remaining == 0:
+                return b""
+            self._fill()
+        out = self._buf[:n]
+        self._buf = self._buf[len(out) :]
+        return bytes(out)
+
+    def read_exact(self, n: int) -> bytes:
+        """Exactly ``n`` bytes (or what is left): one part of a multipart upload."""
+        pieces: list[bytes | memoryview] = []
+        need = n
+        while need > 0:
+            if not self._buf:
+                if self._remaining == 0:
+                    break
+                self._fill()
+            piece = self._buf[:need]
+            self._buf = self._buf[len(piece) :]
+            pieces.append(piece)
+            need -= len(piece)
+        if len(pieces) == 1 and isinstance(pieces[0], memoryview):
+            return pieces[0].tobytes()
+        return b"".join(pieces)
+
+    def finish(self) -> int:
+        """Check that every byte was read (and no more exist); return the CRC-64."""
+        if self._buf or self._remaining:
+            raise SourceFileChanged(self.path, "not all bytes of the source file were sent")
+        if self.size == 0:
+            self._check_eof()
+        return self.crc.value
