@@ -15,7 +15,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sharelift import __version__
+
     parser = argparse.ArgumentParser(prog="sharelift", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"sharelift {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text)
