@@ -1,0 +1,251 @@
+"""sharelift's own state database: runs and per-file outcomes (millions of rows).
+
+Not Airflow's metadata database: Airflow 3 forbids tasks to touch it, and it is no place
+for a row per file. The URL comes from an Airflow connection in the DAGs (SQLite by
+default, PostgreSQL supported) and is plain SQLAlchemy here, so the engine runs without
+Airflow. Writes are batched; SQLite runs in WAL mode with a busy timeout so that twenty
+copy tasks can write at once.
+
+CRC-64 values are unsigned 64-bit and do not fit a signed BIGINT: stored as text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "sharelift_runs",
+    metadata,
+    sa.Column("job", sa.String(63), primary_key=True),
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("migration_type", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),  # Scanning, Scan Finished, Migrating, ...
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("files_scanned", sa.BigInteger, default=0),
+    sa.Column("bytes_scanned", sa.BigInteger, default=0),
+    sa.Column("files_to_copy", sa.BigInteger),
+    sa.Column("bytes_to_copy", sa.BigInteger),
+    sa.Column("subtasks", sa.Integer),
+    sa.Column("window_start_ns", sa.BigInteger),
+    sa.Column("window_end_ns", sa.BigInteger),
+    sa.Column("report_url", sa.Text),
+    sa.Column("message", sa.Text),
+)
+
+outcomes = sa.Table(
+    "sharelift_file_outcomes",
+    metadata,
+    sa.Column("job", sa.String(63), primary_key=True),
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("object_key", sa.Text, nullable=False),
+    sa.Column("subtask", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # copied, skipped, failed
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime_ns", sa.BigInteger),
+    sa.Column("crc64", sa.String(20)),
+    sa.Column("reason", sa.Text),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("verified", sa.Boolean, default=False),
+)
+sa.Index("ix_outcomes_status", outcomes.c.job, outcomes.c.run_id, outcomes.c.status)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    path: str
+    object_key: str
+    subtask: int
+    status: str
+    size: int
+    mtime_ns: int | None
+    crc64: int | None
+    reason: str
+    started_at: float
+    finished_at: float
+
+    def as_dict(self, job: str, run_id: str) -> dict[str, Any]:
+        return {
+            "job": job,
+            "run_id": run_id,
+            "path": self.path,
+            "object_key": self.object_key,
+            "subtask": self.subtask,
+            "status": self.status,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "crc64": None if self.crc64 is None else str(self.crc64),
+            "reason": self.reason,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "verified": False,
+        }
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+class StateStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 60}
+            db_file = url.split(":///", 1)[1] if ":///" in url else ""
+            if db_file and db_file != ":memory:":
+                import os
+
+                os.makedirs(os.path.dirname(os.path.abspath(db_file)), exist_ok=True)
+        self.engine: Engine = sa.create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def __repr__(self) -> str:
+        return f"StateStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- runs ----------------------------------------------------------------------
+
+    def upsert_run(self, job: str, run_id: str, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                sa.select(runs.c.job).where(runs.c.job == job, runs.c.run_id == run_id)
+            ).first()
+            if found:
+                if values:
+                    conn.execute(
+                        runs.update()
+                        .where(runs.c.job == job, runs.c.run_id == run_id)
+                        .values(**values)
+                    )
+            else:
+                values.setdefault("migration_type", "full")
+                values.setdefault("state", "Migrating")
+                values.setdefault("started_at", time.time())
+                conn.execute(runs.insert().values(job=job, run_id=run_id, **values))
+
+    def get_run(self, job: str, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(runs).where(runs.c.job == job, runs.c.run_id == run_id))
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    def list_runs(self, job: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(runs).order_by(runs.c.started_at)
+        if job:
+            q = q.where(runs.c.job == job)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    # -- per-file outcomes --------------------------------------------------------
+
+    def record(self, job: str, run_id: str, rows: Iterable[OutcomeRow]) -> None:
+        """Insert or replace outcomes (a re-run subtask overwrites its own rows)."""
+        batch = [r.as_dict(job, run_id) for r in rows]
+        if not batch:
+            return
+        with self.engine.begin() as conn:
+            paths = [b["path"] for b in batch]
+            for i in range(0, len(paths), 500):
+                conn.execute(
+                    outcomes.delete().where(
+                        outcomes.c.job == job,
+                        outcomes.c.run_id == run_id,
+                        outcomes.c.path.in_(paths[i : i + 500]),
+                    )
+                )
+            conn.execute(outcomes.insert(), batch)
+
+    def done_paths(self, job: str, run_id: str, subtask: int) -> dict[str, dict[str, Any]]:
+        """Outcomes already recorded for a subtask that need no new attempt (copied or skipped)."""
+        q = sa.select(outcomes).where(
+            outcomes.c.job == job,
+            outcomes.c.run_id == run_id,
+            outcomes.c.subtask == subtask,
+            outcomes.c.status.in_(["copied", "skipped"]),
+        )
+        with self.engine.connect() as conn:
+            return {r["path"]: dict(r) for r in conn.execute(q).mappings()}
+
+    def iter_outcomes(
+        self, job: str, run_id: str, status: str | None = None, chunk: int = 10_000
+    ) -> Iterator[dict[str, Any]]:
+        """Outcomes in path order, fetched in pages (bounded memory for millions of rows)."""
+        last = ""
+        while True:
+            q = (
+                sa.select(outcomes)
+                .where(outcomes.c.job == job, outcomes.c.run_id == run_id, outcomes.c.path > last)
+                .order_by(outcomes.c.path)
+                .limit(chunk)
+            )
+            if status:
+                q = q.where(outcomes.c.status == status)
+            with self.engine.connect() as conn:
+                page = [dict(r) for r in conn.execute(q).mappings()]
+            if not page:
+                return
+            yield from page
+            last = page[-1]["path"]
+
+    def mark(self, job: str, run_id: str, updates: list[dict[str, Any]]) -> None:
+        """Set status/reason/verified for some paths (verification results)."""
+        if not updates:
+            return
+        with self.engine.begin() as conn:
+            for u in updates:
+                conn.execute(
+                    outcomes.update()
+                    .where(
+                        outcomes.c.job == job,
+                        outcomes.c.run_id == run_id,
+                        outcomes.c.path == u["path"],
+                    )
+                    .values(**{k: v for k, v in u.items() if k != "path"})
+                )
+
+    def counts(self, job: str, run_id: str) -> dict[str, tuple[int, int]]:
+        """status -> (files, bytes)."""
+        q = (
+            sa.select(
+                outcomes.c.status,
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(outcomes.c.size), 0),
+            )
+            .where(outcomes.c.job == job, outcomes.c.run_id == run_id)
+            .group_by(outcomes.c.status)
+        )
+        with self.engine.connect() as conn:
+            return {s: (int(n), int(b)) for s, n, b in conn.execute(q)}
+
+    def skip_reasons(self, job: str, run_id: str) -> dict[str, int]:
+        q = (
+            sa.select(outcomes.c.reason, sa.func.count())
+            .where(
+                outcomes.c.job == job, outcomes.c.run_id == run_id, outcomes.c.status == "skipped"
+            )
+            .group_by(outcomes.c.reason)
+        )
+        with self.engine.connect() as conn:
+            return {r or "": int(n) for r, n in conn.execute(q)}

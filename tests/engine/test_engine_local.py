@@ -1,0 +1,131 @@
+"""The engine end to end on local folders: scan, partition, copy, verify, report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sharelift.addresses import DestinationAddress, SourceAddress
+from sharelift.checksum import crc64
+from sharelift.engine.jobs import JobSpec
+from sharelift.engine.partition import partition
+from sharelift.engine.report import REPORT_ROOT
+from sharelift.engine.runner import RunPaths, run_job
+from sharelift.engine.scan import scan
+from sharelift.storage import open_source
+
+
+def make_tree(root: Path, n: int = 25) -> dict[str, bytes]:
+    files = {}
+    for i in range(n):
+        rel = f"d{i % 3}/file {i:03d}#.bin"
+        data = os.urandom(100 + i)
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        files[rel] = data
+    return files
+
+
+@pytest.fixture
+def env(tmp_path: Path):  # type: ignore[no-untyped-def]
+    src = tmp_path / "src"
+    dst = tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    files = make_tree(src)
+    return (
+        files,
+        SourceAddress(name="src-local", protocol="local", path=str(src)),
+        DestinationAddress(name="dst-local", kind="local", path=str(dst), prefix="to/"),
+        tmp_path / "work",
+        dst,
+    )
+
+
+def read_list(dst: Path, job: str, run_id: str, kind: str) -> list[list[str]]:
+    text = (dst / REPORT_ROOT / job / run_id / f"{job}_{kind}_list.txt").read_text()
+    return [line.split("\t") for line in text.splitlines()]
+
+
+def test_a_full_run_copies_every_file_and_lists_it(env) -> None:  # type: ignore[no-untyped-def]
+    files, src, dst, work, dst_root = env
+    job = JobSpec(name="local-job", source="src-local", destination="dst-local", subtask_files=10)
+    summary = run_job(job, src, dst, work_dir=str(work), run_id="run1")
+    assert summary["state"] == "Completed"
+    assert summary["files_copied"] == len(files)
+    assert summary["subtasks"] == 3
+    for rel, data in files.items():
+        assert (dst_root / "to" / rel).read_bytes() == data
+    completed = read_list(dst_root, "local-job", "run1", "completed")
+    assert sorted(row[0] for row in completed) == sorted(f"to/{rel}" for rel in files)
+    assert all(int(row[2]) == crc64(files[row[0][3:]]) for row in completed)
+    total = read_list(dst_root, "local-job", "run1", "total")
+    assert len(total) == len(files)
+    assert read_list(dst_root, "local-job", "run1", "error") == []
+
+
+def test_running_the_job_again_copies_nothing(env) -> None:  # type: ignore[no-untyped-def]
+    files, src, dst, work, _ = env
+    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
+    run_job(job, src, dst, work_dir=str(work), run_id="run1")
+    again = run_job(job, src, dst, work_dir=str(work), run_id="run2")
+    assert again["files_copied"] == 0
+    assert again["files_skipped"] == len(files)
+    assert list(again["skipped_reasons"]) == [
+        "already migrated: destination has the same size and modification time"
+    ]
+
+
+def test_partition_closes_a_subtask_at_the_file_count_or_the_size(tmp_path: Path) -> None:
+    src = tmp_path / "s"
+    src.mkdir()
+    for i in range(10):
+        (src / f"f{i}").write_bytes(b"x" * 1024 * 1024)
+    job = JobSpec(name="part-job", source="a", destination="b")
+    manifest = str(tmp_path / "m.parquet")
+    with open_source(SourceAddress(name="src", protocol="local", path=str(src))) as source:
+        scan(source, job, manifest)
+    assert [s.files for s in partition(manifest, 4, 10**12)] == [4, 4, 2]
+    assert [s.files for s in partition(manifest, 1000, 3 * 1024 * 1024)] == [3, 3, 3, 1]
+
+
+def test_a_file_deleted_after_the_scan_fails_alone_with_its_reason(env) -> None:  # type: ignore[no-untyped-def]
+    from sharelift.engine.copier import run_subtask
+    from sharelift.engine.state import StateStore
+    from sharelift.storage import open_destination
+
+    files, src, dst, work, _ = env
+    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
+    paths = RunPaths(str(work), job.name, "run1")
+    victim = sorted(files)[0]
+    state = StateStore(f"sqlite:///{work}/state.db")
+    with open_source(src) as source, open_destination(dst) as destination:
+        scan(source, job, paths.manifest)
+        os.unlink(Path(src.path) / victim)
+        (subtask,) = partition(paths.manifest, 1000, 10**12)
+        counts = run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+    assert counts == {"copied": len(files) - 1, "failed": 1}
+    (failed,) = list(state.iter_outcomes(job.name, "run1", status="failed"))
+    assert failed["path"] == victim
+    assert "not found" in failed["reason"]
+
+
+def test_a_rerun_subtask_copies_nothing_twice(env) -> None:  # type: ignore[no-untyped-def]
+    from sharelift.engine.copier import run_subtask
+    from sharelift.engine.state import StateStore
+    from sharelift.storage import open_destination
+
+    files, src, dst, work, _ = env
+    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
+    paths = RunPaths(str(work), job.name, "run1")
+    state = StateStore(f"sqlite:///{work}/state.db")
+    with open_source(src) as source, open_destination(dst) as destination:
+        scan(source, job, paths.manifest)
+        (subtask,) = partition(paths.manifest, 1000, 10**12)
+        first = run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+        second = run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+    assert first == {"copied": len(files)}
+    assert second == {"previously-done": len(files)}
