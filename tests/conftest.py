@@ -15,6 +15,18 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parent.parent
+
+# Airflow reads its configuration on first import: point it at a throw-away home with our
+# dags folder before any test module imports it.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="sharelift-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["SHARELIFT_WORK_DIR"] = os.path.join(_AIRFLOW_HOME, "sharelift")
+
 
 @pytest.fixture(scope="session")
 def testbed_root() -> Iterator[Path]:

@@ -80,6 +80,7 @@ def write_report(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the lists and summary; returns the summary (also stored in the state DB)."""
+    record_unattempted(job, run_id, manifest_path, destination, state)
     names = list_names(job)
     folder = report_folder(job, run_id)
     root = _root_destination(destination)
@@ -116,6 +117,53 @@ def write_report(
     root.close()
     state.upsert_run(job, run_id, report_url=summary["report_folder"])
     return summary
+
+
+def record_unattempted(
+    job: str, run_id: str, manifest_path: str, destination: Destination, state: StateStore
+) -> int:
+    """Every manifest row without an outcome (its subtask crashed) becomes a failed file.
+
+    Nothing is silently lost: the error list names each of them and a retry takes them.
+    """
+    from sharelift.engine.copier import object_name
+    from sharelift.engine.state import OutcomeRow
+
+    missing = 0
+    batch: list = []
+
+    def flush() -> None:
+        nonlocal missing
+        paths = [r.path for r in batch]
+        absent = set(state.missing(job, run_id, paths))
+        now = time.time()
+        rows = [
+            OutcomeRow(
+                r.path,
+                object_name(destination, r.path),
+                -1,
+                "failed",
+                r.size,
+                r.mtime_ns,
+                None,
+                "not copied: its subtask did not finish (see the copy task's log)",
+                now,
+                now,
+            )
+            for r in batch
+            if r.path in absent
+        ]
+        state.record(job, run_id, rows)
+        missing += len(rows)
+        batch.clear()
+
+    for row in iter_rows(manifest_path):
+        batch.append(row)
+        if len(batch) >= 5000:
+            flush()
+    if batch:
+        flush()
+    return missing
 
 
 def _root_destination(destination: Destination) -> Destination:

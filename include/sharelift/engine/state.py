@@ -209,6 +209,18 @@ class StateStore:
             yield from page
             last = page[-1]["path"]
 
+    def missing(self, job: str, run_id: str, paths: list[str]) -> list[str]:
+        """Those of ``paths`` that have no recorded outcome yet."""
+        have: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(paths), 500):
+                chunk = paths[i : i + 500]
+                q = sa.select(outcomes.c.path).where(
+                    outcomes.c.job == job, outcomes.c.run_id == run_id, outcomes.c.path.in_(chunk)
+                )
+                have.update(r[0] for r in conn.execute(q))
+        return [p for p in paths if p not in have]
+
     def mark(self, job: str, run_id: str, updates: list[dict[str, Any]]) -> None:
         """Set status/reason/verified for some paths (verification results)."""
         if not updates:

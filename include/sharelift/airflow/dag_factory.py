@@ -1,0 +1,205 @@
+"""Building a migration DAG: the ad-hoc one (Params from the trigger form) and one per
+declared job file. Parse-time work is limited to building the DAG object: no network,
+no database, no file-system walk.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sharelift.airflow.tasks import POOL_NAME, POOL_SLOTS
+from sharelift.engine.jobs import JOB_NAME_RE, JOB_NAME_RULE
+
+START_TIME_PATTERN = (
+    r"^(All|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)$"
+)
+PREFIX_PATTERN = r"^$|^[^/].*/$"
+
+
+def migration_params(defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The trigger form: types, bounds, enums and sections so it explains itself."""
+    from airflow.sdk import Param
+
+    d = defaults or {}
+    return {
+        "job_name": Param(
+            d.get("job_name", "my-migration"),
+            type="string",
+            pattern=JOB_NAME_RE.pattern,
+            title="Job name",
+            description=f"{JOB_NAME_RULE}.",
+            section="Job",
+        ),
+        "source_conn_id": Param(
+            d.get("source_conn_id", "sharelift_source"),
+            type="string",
+            minLength=1,
+            title="Source address",
+            description="Connection id of an NFS, SMB or local-folder address.",
+            section="Job",
+        ),
+        "source_path": Param(
+            d.get("source_path", ""),
+            type="string",
+            title="Source sub-folder",
+            description="Relative to the share; empty = the whole share.",
+            section="Job",
+        ),
+        "destination_conn_id": Param(
+            d.get("destination_conn_id", "sharelift_destination"),
+            type="string",
+            minLength=1,
+            title="Destination address",
+            description="Connection id of an OSS address (type oss).",
+            section="Job",
+        ),
+        "destination_prefix": Param(
+            d.get("destination_prefix"),
+            type=["null", "string"],
+            pattern=PREFIX_PATTERN,
+            title="Prefix",
+            description="Optional; must not start with '/' and must end with '/'. "
+            "Empty = bucket root; null = the address's own prefix.",
+            section="Job",
+        ),
+        "migration_type": Param(
+            d.get("migration_type", "full"),
+            type="string",
+            enum=["full"],
+            title="Migration type",
+            section="Job",
+        ),
+        "start_time": Param(
+            d.get("start_time", "All"),
+            type="string",
+            pattern=START_TIME_PATTERN,
+            title="Start time point of file",
+            description="'All', or an ISO date-time: only files modified later are migrated.",
+            section="Job",
+        ),
+        "subtask_file_count": Param(
+            d.get("subtask_file_count", 1000),
+            type="integer",
+            minimum=1,
+            maximum=1_000_000,
+            title="Subtask file count",
+            section="Performance",
+        ),
+        "subtask_file_size_mb": Param(
+            d.get("subtask_file_size_mb", 1024),
+            type="integer",
+            minimum=1,
+            maximum=10 * 1024 * 1024,
+            title="Subtask file size (MiB)",
+            section="Performance",
+        ),
+        "estimated_files": Param(
+            d.get("estimated_files"),
+            type=["null", "integer"],
+            minimum=0,
+            title="Estimated file count",
+            section="Performance",
+        ),
+        "estimated_size_gb": Param(
+            d.get("estimated_size_gb"),
+            type=["null", "number"],
+            minimum=0,
+            title="Estimated data size (GiB)",
+            section="Performance",
+        ),
+        "include": Param(
+            d.get("include", []),
+            type="array",
+            items={"type": "string"},
+            title="Include patterns",
+            description="Globs like *.pdf or docs/**",
+            section="Filters",
+        ),
+        "exclude": Param(
+            d.get("exclude", []),
+            type="array",
+            items={"type": "string"},
+            title="Exclude patterns",
+            section="Filters",
+        ),
+        "dry_run": Param(
+            d.get("dry_run", False),
+            type="boolean",
+            title="Dry run",
+            description="Scan and report what would be copied; copy nothing.",
+            section="Filters",
+        ),
+    }
+
+
+def build_migration_dag(
+    dag_id: str,
+    *,
+    defaults: dict[str, Any] | None = None,
+    description: str = "",
+    tags: list[str] | None = None,
+) -> Any:
+    from airflow.sdk import dag, get_current_context, task
+    from airflow.task.trigger_rule import TriggerRule
+
+    from sharelift.airflow import tasks as t
+
+    @dag(
+        dag_id=dag_id,
+        description=description
+        or "Migrate a file share into OSS: scan, partition, copy, verify, report.",
+        schedule=None,
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        params=migration_params(defaults),
+        max_active_tasks=POOL_SLOTS + 8,
+        tags=tags or ["sharelift"],
+        doc_md=__doc__,
+    )
+    def migration() -> None:
+        @task
+        def check_addresses() -> dict[str, Any]:
+            ctx = get_current_context()
+            return t.check_addresses(dict(ctx["params"]), ctx["run_id"])
+
+        @task
+        def scan(job: dict[str, Any]) -> dict[str, Any]:
+            return t.scan_step(job, get_current_context()["run_id"])
+
+        @task
+        def partition(job: dict[str, Any], _scan: dict[str, Any]) -> list[dict[str, Any]]:
+            return t.partition_step(job, get_current_context()["run_id"])
+
+        @task(
+            pool=POOL_NAME,
+            max_active_tis_per_dagrun=POOL_SLOTS,
+            retries=2,
+            map_index_template="subtask {{ subtask_label }}",
+        )
+        def copy(job: dict[str, Any], subtask: dict[str, Any]) -> dict[str, int]:
+            ctx = get_current_context()
+            ctx["subtask_label"] = f"{subtask['index']} ({subtask['files']} files)"  # type: ignore[typeddict-unknown-key]
+            return t.copy_step(job, ctx["run_id"], subtask)
+
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        def verify(job: dict[str, Any]) -> dict[str, int]:
+            return t.verify_step(job, get_current_context()["run_id"])
+
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        def report(
+            job: dict[str, Any],
+            scan_summary: dict[str, Any] | None,
+            verify_result: dict[str, int] | None,
+        ) -> dict[str, Any]:
+            return t.report_step(job, get_current_context()["run_id"], scan_summary, verify_result)
+
+        job = check_addresses()
+        scanned = scan(job)
+        subtasks = partition(job, scanned)
+        copied = copy.partial(job=job).expand(subtask=subtasks)
+        verified = verify(job)
+        copied >> verified
+        report(job, scanned, verified)
+
+    return migration()

@@ -1,0 +1,287 @@
+"""The bodies of the DAG's tasks: check -> scan -> partition -> copy -> verify -> report.
+
+Each takes and returns small JSON-safe dicts (XCom), opens what it needs from Airflow
+connections at run time, and leaves its real output (manifest, per-file outcomes) in the
+shared work folder and the state database. Every task can run twice with the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from sharelift.engine.jobs import DEFAULT_SUBTASK_BYTES, JobSpec
+from sharelift.engine.runner import RunPaths
+from sharelift.engine.state import StateStore
+from sharelift.errors import SharelIftError, scrub
+
+log = logging.getLogger("sharelift")
+
+POOL_NAME = "sharelift_copy"
+POOL_SLOTS = 20
+STATE_CONN_ID = "sharelift_state"
+MIB = 1024 * 1024
+
+
+def work_dir() -> str:
+    """Where manifests and checkpoints live; on several workers, a shared volume."""
+    default = os.path.join(
+        os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "sharelift"
+    )
+    return os.environ.get("SHARELIFT_WORK_DIR", default)
+
+
+def state_url() -> str:
+    """The state database: the ``sharelift_state`` connection if set, else SQLite in the work dir."""
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection(STATE_CONN_ID)
+    except Exception:  # noqa: BLE001 - no such connection: use the default
+        return f"sqlite:///{os.path.join(work_dir(), 'state.db')}"
+    uri = conn.get_uri()
+    if uri.startswith("postgres://"):
+        uri = "postgresql://" + uri[len("postgres://") :]
+    if uri.startswith("sqlite://") and conn.host:
+        return f"sqlite:///{conn.host}"
+    return uri
+
+
+def job_from_params(params: dict[str, Any]) -> JobSpec:
+    start = params.get("start_time") or "All"
+    size_mb = params.get("subtask_file_size_mb")
+    est_gb = params.get("estimated_size_gb")
+    return JobSpec(
+        name=params["job_name"],
+        source=params["source_conn_id"],
+        destination=params["destination_conn_id"],
+        source_path=params.get("source_path") or "",
+        migration_type=params.get("migration_type") or "full",
+        start_time=None if start == "All" else start,  # type: ignore[arg-type]
+        subtask_files=int(params.get("subtask_file_count") or 1000),
+        subtask_bytes=int(size_mb) * MIB if size_mb else DEFAULT_SUBTASK_BYTES,
+        include=tuple(params.get("include") or ()),
+        exclude=tuple(params.get("exclude") or ()),
+        dry_run=bool(params.get("dry_run")),
+        estimated_files=params.get("estimated_files"),
+        estimated_bytes=int(est_gb * 1024**3) if est_gb else None,
+    )
+
+
+def _addresses(job: JobSpec, prefix: str | None) -> tuple[Any, Any]:
+    from airflow.sdk import BaseHook
+
+    from sharelift.airflow import connections
+    from sharelift.errors import ConfigError
+
+    try:
+        src_conn = BaseHook.get_connection(job.source)
+    except Exception:  # noqa: BLE001 - Airflow raises its own not-found types
+        raise ConfigError("source_conn_id", f"no Airflow connection named {job.source!r}") from None
+    try:
+        dst_conn = BaseHook.get_connection(job.destination)
+    except Exception:  # noqa: BLE001
+        raise ConfigError(
+            "destination_conn_id", f"no Airflow connection named {job.destination!r}"
+        ) from None
+    return (
+        connections.source_address(src_conn, job.source_path),
+        connections.destination_address(dst_conn, prefix),
+    )
+
+
+def check_addresses(params: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Validate the job and both addresses; fail fast ("Create Failed") with the cause."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sharelift.storage import open_destination, open_source
+
+    state = StateStore(state_url())
+    job_name = str(params.get("job_name"))
+    try:
+        job = job_from_params(params)
+        src, dst = _addresses(job, params.get("destination_prefix"))
+        with open_source(src) as source:
+            source.check()
+        with open_destination(dst) as destination:
+            destination.check()
+    except SharelIftError as exc:
+        message = scrub(str(exc))
+        try:
+            state.upsert_run(
+                job_name[:63],
+                run_id,
+                state="Create Failed",
+                message=message,
+                finished_at=time.time(),
+            )
+        except Exception:  # noqa: BLE001 - recording must not hide the real cause
+            log.exception("could not record Create Failed")
+        raise AirflowFailException(f"Create Failed: {message}") from None
+    finally:
+        state.close()
+    log.info("addresses are Normal: %s -> %s", src.display_url(), dst.display_url())
+    out = job.to_dict()
+    out["destination_prefix"] = dst.prefix
+    return out
+
+
+def _open(job_dict: dict[str, Any]) -> tuple[JobSpec, Any, Any]:
+    job = JobSpec.from_dict(job_dict)
+    src, dst = _addresses(job, job_dict.get("destination_prefix"))
+    return job, src, dst
+
+
+def scan_step(job_dict: dict[str, Any], run_id: str) -> dict[str, Any]:
+    from sharelift.engine.scan import scan
+    from sharelift.storage import open_source
+
+    job, src, _ = _open(job_dict)
+    paths = RunPaths(work_dir(), job.name, run_id)
+    state = StateStore(state_url())
+    state.upsert_run(job.name, run_id, migration_type=job.migration_type, state="Scanning")
+
+    def progress(files: int, size: int) -> None:
+        log.info("Scanning: %d files, %.1f MB so far", files, size / 1e6)
+        state.upsert_run(job.name, run_id, files_scanned=files, bytes_scanned=size)
+
+    with open_source(src) as source:
+        result = scan(source, job, paths.manifest, progress=progress)
+    state.upsert_run(
+        job.name,
+        run_id,
+        state="Scan Finished",
+        files_scanned=result.files_seen,
+        bytes_scanned=result.bytes_seen,
+        files_to_copy=result.files_to_copy,
+        bytes_to_copy=result.bytes_to_copy,
+    )
+    state.close()
+    log.info(
+        "Scan Finished: %d files to copy (%.1f MB); %d seen; skipped %s; left out %s; errors %d",
+        result.files_to_copy,
+        result.bytes_to_copy / 1e6,
+        result.files_seen,
+        dict(result.skipped),
+        dict(result.left_out),
+        result.errors,
+    )
+    if job.estimated_files is not None or job.estimated_bytes is not None:
+        log.info(
+            "operator's estimate: %s files, %s bytes; scanned: %d files, %d bytes",
+            job.estimated_files,
+            job.estimated_bytes,
+            result.files_to_copy,
+            result.bytes_to_copy,
+        )
+    return result.to_dict()
+
+
+def partition_step(job_dict: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    from sharelift.engine.partition import partition
+
+    job = JobSpec.from_dict(job_dict)
+    paths = RunPaths(work_dir(), job.name, run_id)
+    subtasks = partition(paths.manifest, job.subtask_files, job.subtask_bytes)
+    state = StateStore(state_url())
+    state.upsert_run(job.name, run_id, state="Migrating", subtasks=len(subtasks))
+    state.close()
+    log.info(
+        "%d subtasks (at most %d files or %d MiB each)",
+        len(subtasks),
+        job.subtask_files,
+        job.subtask_bytes // MIB,
+    )
+    return [s.to_dict() for s in subtasks]
+
+
+def copy_step(job_dict: dict[str, Any], run_id: str, subtask: dict[str, Any]) -> dict[str, int]:
+    from sharelift.engine.copier import run_subtask
+    from sharelift.engine.partition import Subtask
+    from sharelift.storage import TransferConfig, open_destination, open_source
+
+    job, src, dst = _open(job_dict)
+    st = Subtask.from_dict(subtask)
+    paths = RunPaths(work_dir(), job.name, run_id)
+    state = StateStore(state_url())
+    started = time.monotonic()
+    transfer = TransferConfig(checkpoint_dir=paths.checkpoints)
+    with open_source(src) as source, open_destination(dst, transfer=transfer) as destination:
+        counts = run_subtask(job, run_id, st, paths.manifest, source, destination, state)
+    state.close()
+    seconds = time.monotonic() - started
+    log.info(
+        "subtask %d: %s in %.2f s (%d files, %.1f MB planned)",
+        st.index,
+        dict(counts),
+        seconds,
+        st.files,
+        st.bytes / 1e6,
+    )
+    return dict(counts)
+
+
+def verify_step(job_dict: dict[str, Any], run_id: str) -> dict[str, int]:
+    from sharelift.engine.verify import verify
+    from sharelift.storage import open_destination
+
+    job, _, dst = _open(job_dict)
+    state = StateStore(state_url())
+    with open_destination(dst) as destination:
+        ok, bad = verify(job.name, run_id, destination, state)
+    state.close()
+    log.info("verified %d objects by size and CRC-64; %d differ", ok, bad)
+    return {"verified": ok, "mismatched": bad}
+
+
+def report_step(
+    job_dict: dict[str, Any],
+    run_id: str,
+    scan_summary: dict[str, Any] | None,
+    verify_result: dict[str, int] | None,
+) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sharelift.engine.report import format_summary, write_report
+    from sharelift.storage import open_destination, open_source
+
+    job, src, dst = _open(job_dict)
+    paths = RunPaths(work_dir(), job.name, run_id)
+    state = StateStore(state_url())
+    extra = {
+        "verified": (verify_result or {}).get("verified"),
+        "verify_mismatches": (verify_result or {}).get("mismatched"),
+        "dry_run": job.dry_run,
+    }
+    with open_source(src) as source, open_destination(dst) as destination:
+        summary = write_report(
+            job.name,
+            run_id,
+            paths.manifest,
+            source,
+            destination,
+            state,
+            scan_summary=scan_summary,
+            extra=extra,
+        )
+    state.upsert_run(job.name, run_id, state=summary["state"], finished_at=time.time())
+    state.close()
+    for line in format_summary(summary).splitlines():
+        log.info("%s", line)
+    if summary["state"] == "Failed":
+        raise AirflowFailException(
+            f"{summary['files_failed']} file(s) failed; see {summary['lists']['error']} in the report"
+        )
+    return {
+        k: summary[k]
+        for k in (
+            "state",
+            "files_copied",
+            "files_skipped",
+            "files_failed",
+            "bytes_copied",
+            "report_folder",
+        )
+    }
