@@ -208,3 +208,17 @@ def test_display_url_names_the_file_without_credentials(source_env: SourceEnv) -
         assert password not in url
         assert password not in repr(source)
         assert password not in repr(source_env.address)
+
+
+def test_a_name_the_protocol_cannot_carry_is_read_or_reported_never_lost(source_env: SourceEnv) -> None:
+    write(source_env.root, "question?mark.txt", b"q")
+    write(source_env.root, "star*and|pipe.txt", b"s")
+    source = source_env.source()
+    entries = {e.path: e for e in source.walk()}
+    for name, data in [("question?mark.txt", b"q"), ("star*and|pipe.txt", b"s")]:
+        assert name in entries, f"{name} silently missing from the walk"
+        entry = entries[name]
+        if entry.error is None:
+            assert read_all(source, name) == data
+        else:
+            assert entry.error  # the reason says why it cannot be read over this protocol
