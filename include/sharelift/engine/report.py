@@ -40,6 +40,13 @@ def escape_field(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+def unescape_field(text: str) -> str:
+    """The inverse of ``escape_field`` (for tools that read the lists back)."""
+    from urllib.parse import unquote
+
+    return unquote(text) if "%" in text else text
+
+
 def iso(ts: float | None) -> str:
     if ts is None:
         return ""

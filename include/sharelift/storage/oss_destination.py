@@ -80,7 +80,8 @@ class OssDestination(Destination):
         # oss2 picks path style for IP endpoints itself; other non-Alibaba hosts (localhost,
         # a gateway name) do not resolve bucket sub-domains, so use path style there too.
         path_style = not host.endswith(".aliyuncs.com")
-        session = oss2.Session(pool_size=self.transfer.max_parallel_parts + 4)
+        # Room for parallel parts and for the verify step's HEAD threads on one client.
+        session = oss2.Session(pool_size=max(self.transfer.max_parallel_parts + 4, 24))
         self._bucket = oss2.Bucket(
             auth,
             endpoint,
