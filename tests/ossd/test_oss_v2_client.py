@@ -197,3 +197,12 @@ def test_v2_bucket_lifecycle(v2_client) -> None:
     v2_client.delete_object(oss.DeleteObjectRequest(bucket=name, key="k"))
     v2_client.delete_bucket(oss.DeleteBucketRequest(bucket=name))
     assert not v2_client.is_bucket_exist(name)
+
+
+def test_testbed_v2_client_helper(ossd: OssServer, bucket_name: str) -> None:
+    client = ossd.v2_client(retry_max_attempts=1)
+    client.put_object(oss.PutObjectRequest(bucket=bucket_name, key="helper", body=b"h"))
+    assert (
+        client.get_object(oss.GetObjectRequest(bucket=bucket_name, key="helper")).body.read()
+        == b"h"
+    )

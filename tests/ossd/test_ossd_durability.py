@@ -140,3 +140,18 @@ def test_objects_and_uploads_survive_a_restart(tmp_path: Path) -> None:
         assert [u.upload_id for u in oss2.MultipartUploadIterator(bucket)] == [upload_id]
         bucket.complete_multipart_upload("mp", upload_id, [oss2.models.PartInfo(1, part.etag)])
         assert bucket.get_object("mp").read() == b"part"
+
+
+def test_raw_utf8_request_line_addresses_the_same_key(ossd: OssServer, bucket_name: str) -> None:
+    ossd.bucket(bucket_name).put_object("ü/ß.txt", b"raw")
+    query = ossd.bucket(bucket_name, "v1").sign_url("GET", "ü/ß.txt", 60).split("?", 1)[1]
+    with socket.create_connection((ossd.host, ossd.port)) as s:
+        s.sendall(
+            f"GET /{bucket_name}/ü/ß.txt?{query} HTTP/1.1\r\nHost: {ossd.host}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b"\r\n\r\nraw")

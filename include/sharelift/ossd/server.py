@@ -480,7 +480,11 @@ class Handler(BaseHTTPRequestHandler):
             rest = path[1:] if path.startswith("/") else path
             seg, _, keypart = rest.partition("/")
             bucket = unquote(seg) if seg else None
-        key = unquote(keypart, errors="surrogateescape") if keypart and bucket else None
+        key = None
+        if keypart and bucket:
+            if not keypart.isascii():  # raw UTF-8 in the request line (decoded as latin-1)
+                keypart = keypart.encode("latin-1").decode("utf-8", "surrogateescape")
+            key = unquote(keypart, errors="surrogateescape")
         return netloc, bucket, key, query
 
     @staticmethod
@@ -578,7 +582,7 @@ class Handler(BaseHTTPRequestHandler):
             k in c.q for k in ("OSSAccessKeyId", "Signature", "x-oss-signature")
         ):
             return False  # signed, but wrongly: the error stands
-        bucket = self.server.store._buckets.get(c.bucket or "")  # noqa: SLF001
+        bucket = self.server.store.find_bucket(c.bucket or "")
         if bucket is None or bucket.acl == "private":
             return False
         if c.key is None:  # listing only, no bucket management

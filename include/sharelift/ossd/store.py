@@ -513,6 +513,10 @@ class Store:
         with self._lock:
             return [self._buckets[n] for n in sorted(self._buckets)]
 
+    def find_bucket(self, name: str) -> Bucket | None:
+        bucket = self._buckets.get(name)
+        return None if bucket is None or bucket.deleted else bucket
+
     def get_bucket(self, name: str) -> Bucket:
         bucket = self._buckets.get(name)
         if bucket is None or bucket.deleted:

@@ -170,6 +170,24 @@ class OssServer:
             self.auth(signature_version), self.endpoint, name, region=self.region, **kwargs
         )
 
+    def v2_client(self, signature_version: Literal["v1", "v4"] = "v4", **config: Any) -> Any:
+        """An ``alibabacloud_oss_v2.Client`` for this server (path style: IP endpoint).
+
+        ``config`` sets more ``Config`` attributes, e.g. ``retry_max_attempts=1``.
+        """
+        import alibabacloud_oss_v2 as oss
+
+        cfg = oss.config.load_default()
+        cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(
+            self.access_key_id, self.access_key_secret.reveal()
+        )
+        cfg.region = self.region
+        cfg.endpoint = self.endpoint
+        cfg.signature_version = signature_version
+        for name, value in config.items():
+            setattr(cfg, name, value)
+        return oss.Client(cfg)
+
     def create_bucket(self, name: str) -> Any:
         """Create ``name`` (no error if it exists); returns its ``oss2.Bucket``."""
         bucket = self.bucket(name)
