@@ -493,6 +493,32 @@ def test_a_server_that_dies_ends_the_walk_and_fails_reads_without_hanging(
         src.close()
 
 
+def test_a_server_that_stops_answering_times_out_instead_of_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from sharelift.storage import nfs_source
+
+    monkeypatch.setattr(nfs_source, "RPC_TIMEOUT_MS", 1000)
+    export = tmp_path / "frozen"
+    export.mkdir()
+    export.chmod(0o755)
+    (export / "f.txt").write_bytes(b"f")
+    with NfsServer(export, tmp_path / "work") as frozen, NfsSource(frozen.source_address()) as src:
+        assert src.stat("f.txt").size == 1
+        assert frozen._proc is not None
+        os.kill(frozen._proc.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(FileError, match="timed out"):
+                src.open("f.txt")
+            with pytest.raises(AddressError, match="timed out"):
+                list(src.walk())
+        finally:
+            os.kill(frozen._proc.pid, signal.SIGCONT)
+        assert read_all(src, "f.txt") == b"f"  # the same source carries on afterwards
+
+
 # -- the server ---------------------------------------------------------------------------
 
 
@@ -503,7 +529,7 @@ def test_a_second_server_runs_beside_the_first_and_stops_cleanly(
     export.mkdir()
     export.chmod(0o755)
     (export / "two.txt").write_bytes(b"2")
-    second = NfsServer(export, tmp_path / "work", export_path="/second")
+    second = NfsServer(export, tmp_path / "work", export_path="/second", read_only=True)
     with second:
         assert second.nfs_port != server.nfs_port
         with NfsSource(second.source_address()) as src:

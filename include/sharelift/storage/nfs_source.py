@@ -23,14 +23,18 @@ How it talks to the server:
   stat per entry. (``NFS.listdir()`` returns names only and never closes the handle.)
 * ``open`` uses ``O_NOFOLLOW`` (libnfs returns ELOOP for a symlink) and then checks with
   ``fstat`` that it got a regular file (libnfs happily "opens" folders and fifos).
+* Every RPC has a timeout (``RPC_TIMEOUT_MS``): the binding does not wrap
+  ``nfs_set_timeout``, so it is called through ctypes on the same libnfs. Without it a
+  server that stops answering (but keeps the connection) blocks the caller for ever.
 
 Binding quirks handled here: a name that is not valid UTF-8 raises ``UnicodeDecodeError``
 when read from ``nfsdirent.name`` (we read the raw ``char *`` with ctypes instead), path
 arguments must be ``str`` (``bytes`` raise ``TypeError``) and a ``str`` holding a lone
 surrogate crashes the interpreter with a segfault (we refuse such paths before calling).
-Functions return ``-errno`` and leave a message in ``nfs_get_error``; handles used after
-``nfs_close``/``nfs_destroy_context`` segfault, so every handle here is closed exactly
-once and streams refuse to read after their source closed.
+Functions return ``-errno`` and leave a message in ``nfs_get_error``. Handles are raw C
+pointers (using one after ``nfs_close``/``nfs_destroy_context`` is a use-after-free), so
+every handle here is closed exactly once and streams refuse to read after their source
+closed or in another process.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ from sharelift.storage.base import Entry, EntryKind, ReadStream, Source, SourceF
 READ_CHUNK = 1024 * 1024
 CONNECT_TIMEOUT = 5.0
 RECONNECTS = 3
+# An RPC (a LOOKUP, one READ, one READDIRPLUS page...) unanswered for this long fails with
+# "Command timed out" instead of blocking for ever (libnfs times each request PDU).
+RPC_TIMEOUT_MS = 120_000
 PORTMAPPER_PORT = 111
 NFS_DEFAULT_PORT = 2049
 
@@ -88,6 +95,43 @@ def _libnfs() -> Any:
             "`pip install libnfs`"
         ) from exc
     return libnfs
+
+
+_c_libnfs: Any = None
+
+
+def _set_timeout(ctx: Any, milliseconds: int) -> bool:
+    """``nfs_set_timeout`` through ctypes: the binding does not wrap it.
+
+    The function is called in the very libnfs the binding is linked to (found in
+    /proc/self/maps), with the context pointer the SWIG object holds. False when that
+    library cannot be found (then calls have no timeout).
+    """
+    global _c_libnfs
+    if _c_libnfs is None:
+        path = None
+        try:
+            with open("/proc/self/maps") as maps:
+                for line in maps:
+                    if "/libnfs.so" in line:
+                        path = line.split(None, 5)[-1].strip()
+                        break
+        except OSError:
+            pass
+        if path is None:
+            _c_libnfs = False
+            return False
+        try:
+            lib = ctypes.CDLL(path)
+            lib.nfs_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_int]
+            lib.nfs_set_timeout.restype = None
+            _c_libnfs = lib
+        except (OSError, AttributeError):
+            _c_libnfs = False
+    if not _c_libnfs:
+        return False
+    _c_libnfs.nfs_set_timeout(int(ctx), milliseconds)
+    return True
 
 
 def _kind(mode: int) -> EntryKind:
@@ -137,8 +181,9 @@ class _NfsCallError(Exception):
         return self.errno in (errno.EACCES, errno.EPERM) or "ERR_ACCES" in self.message
 
     def is_connection(self) -> bool:
-        return self.errno in (errno.EIO, errno.EFAULT, errno.EINTR) and (
-            "service" in self.message or "RPC" in self.message or "connect" in self.message
+        """The server is gone or does not answer (not a problem of one file)."""
+        return self.errno in (errno.EIO, errno.EFAULT, errno.EINTR, errno.ETIMEDOUT) and any(
+            word in self.message for word in ("service", "RPC", "connect", "timed out")
         )
 
 
@@ -208,6 +253,7 @@ class NfsSource(Source):
                 nfs.nfs_destroy_url(url)
             if not _valid_name(self.export):
                 raise _NfsCallError(-errno.EINVAL, "the export path is not valid UTF-8")
+            _set_timeout(ctx, RPC_TIMEOUT_MS)
             rc = nfs.nfs_mount(ctx, server, self.export)
             if rc != 0:
                 raise _NfsCallError(rc, nfs.nfs_get_error(ctx) or _strerror(rc))

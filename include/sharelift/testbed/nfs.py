@@ -48,7 +48,9 @@ Configuration choices (each one fixed a real failure or a wrong answer in the te
   ``$TMPDIR/sharelift-testbed-rpcbind.pid`` and the next start stops one left behind.
 * **D-Bus is not needed**: without a system bus ganesha logs "dbus_bus_get failed" at
   CRIT level and carries on (D-Bus is only its admin interface). Kerberos is switched off
-  (``NFS_KRB5 { Active_krb5 = false; }``) to keep keytab errors out of the log.
+  (``NFS_KRB5 { Active_krb5 = false; }``); the NFSv4 callback set-up still logs that
+  ``/etc/krb5.keytab`` has no entry, which is harmless. (``Nb_Worker`` is not set: in
+  ganesha 4 it only applies to 9P and is reported as deprecated.)
 """
 
 from __future__ import annotations
@@ -257,7 +259,6 @@ class NfsServer:
         export_path: str = "/export",
         *,
         read_only: bool = False,
-        workers: int = 16,
     ) -> None:
         if not export_path.startswith("/"):
             raise ValueError(f"export_path must start with '/' (got {export_path!r})")
@@ -265,7 +266,6 @@ class NfsServer:
         self.workdir = Path(workdir).resolve()
         self.export_path = export_path
         self.read_only = read_only
-        self.workers = workers
         self.nfs_port = 0
         self.mount_port = 0
         self.config_path = self.workdir / "ganesha.conf"
@@ -298,7 +298,6 @@ NFS_CORE_PARAM {{
     Enable_UDP = false;
     Protocols = 3, 4;
     mount_path_pseudo = true;
-    Nb_Worker = {self.workers};
 {plugins_line}}}
 
 NFSV4 {{
@@ -314,7 +313,8 @@ NFS_KRB5 {{
 }}
 
 MDCACHE {{
-    # Directory chunk caching would serve stale sizes/mtimes in READDIRPLUS.
+    # No dirent cache: it is revalidated by the folder's change time (one kernel tick of
+    # resolution), so quick successive changes could list stale. Also faster here.
     Dir_Chunk = 0;
 }}
 
