@@ -259,7 +259,9 @@ def check_relative_path(path: str) -> str:
     """Normalise a relative source path and refuse anything that escapes the root."""
     from sharelift.errors import ConfigError
 
-    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    # Only '/' separates: a backslash is an ordinary character in POSIX names (and in names
+    # an SMB server maps back from private-use code points).
+    parts = [p for p in path.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise ConfigError("path", f"must stay inside the source root, got {path!r}")
     return "/".join(parts)
