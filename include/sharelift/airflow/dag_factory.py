@@ -17,12 +17,17 @@ START_TIME_PATTERN = (
 PREFIX_PATTERN = r"^$|^[^/].*/$"
 
 
-def migration_params(defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The trigger form: types, bounds, enums and sections so it explains itself."""
+def migration_params(
+    defaults: dict[str, Any] | None = None, *, locked: bool = False
+) -> dict[str, Any]:
+    """The trigger form: types, bounds, enums and sections so it explains itself.
+
+    ``locked``: a declared job's name and addresses are fixed by its file (enum of one).
+    """
     from airflow.sdk import Param
 
     d = defaults or {}
-    return {
+    params = {
         "job_name": Param(
             d.get("job_name", "my-migration"),
             type="string",
@@ -131,6 +136,10 @@ def migration_params(defaults: dict[str, Any] | None = None) -> dict[str, Any]:
             section="Filters",
         ),
     }
+    if locked:
+        for key in ("job_name", "source_conn_id", "destination_conn_id"):
+            params[key].schema["enum"] = [d[key]]
+    return params
 
 
 def build_migration_dag(
@@ -139,6 +148,7 @@ def build_migration_dag(
     defaults: dict[str, Any] | None = None,
     description: str = "",
     tags: list[str] | None = None,
+    locked: bool = False,
 ) -> Any:
     from airflow.sdk import dag, get_current_context, task
     from airflow.task.trigger_rule import TriggerRule
@@ -152,7 +162,7 @@ def build_migration_dag(
         schedule=None,
         start_date=datetime(2024, 1, 1),
         catchup=False,
-        params=migration_params(defaults),
+        params=migration_params(defaults, locked=locked),
         max_active_tasks=POOL_SLOTS + 8,
         tags=tags or ["sharelift"],
         doc_md=__doc__,

@@ -49,9 +49,20 @@ def state_url() -> str:
     return uri
 
 
+def _int_param(params: dict[str, Any], key: str, default: int) -> int:
+    value = params.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        from sharelift.errors import ConfigError
+
+        raise ConfigError(key, f"must be an integer (got {value!r})")
+    return value
+
+
 def job_from_params(params: dict[str, Any]) -> JobSpec:
     start = params.get("start_time") or "All"
-    size_mb = params.get("subtask_file_size_mb")
+    size_mb = _int_param(params, "subtask_file_size_mb", DEFAULT_SUBTASK_BYTES // MIB)
     est_gb = params.get("estimated_size_gb")
     return JobSpec(
         name=params["job_name"],
@@ -60,8 +71,8 @@ def job_from_params(params: dict[str, Any]) -> JobSpec:
         source_path=params.get("source_path") or "",
         migration_type=params.get("migration_type") or "full",
         start_time=None if start == "All" else start,  # type: ignore[arg-type]
-        subtask_files=int(params.get("subtask_file_count") or 1000),
-        subtask_bytes=int(size_mb) * MIB if size_mb else DEFAULT_SUBTASK_BYTES,
+        subtask_files=_int_param(params, "subtask_file_count", 1000),
+        subtask_bytes=size_mb * MIB,
         include=tuple(params.get("include") or ()),
         exclude=tuple(params.get("exclude") or ()),
         dry_run=bool(params.get("dry_run")),

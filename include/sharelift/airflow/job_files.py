@@ -1,0 +1,140 @@
+"""Declared jobs: one YAML file per job, each becoming its own DAG.
+
+Why files: jobs that run for weeks (sync, incremental) belong in version control, reviewed
+like code, rather than only in a trigger form. The file holds the same settings as the
+ad-hoc DAG's Params and is validated when the DAG folder is parsed, with errors that name
+the file, the field and the rule. Secrets never go in these files: they name connections.
+
+Where: ``$SHARELIFT_JOBS_DIR`` if set, else ``include/jobs/`` beside the package (the
+Astronomer project layout ships ``include/`` to every worker).
+
+Example (``include/jobs/finance-share.yaml``)::
+
+    job_name: finance-share
+    source_conn_id: finance_smb
+    source_path: reports
+    destination_conn_id: oss_archive
+    destination_prefix: finance/
+    migration_type: full
+    start_time: All
+    subtask_file_count: 1000
+    subtask_file_size_mb: 1024
+    exclude: ["*.tmp", "~$*"]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from sharelift.errors import ConfigError
+
+ALLOWED_KEYS = {
+    "job_name",
+    "source_conn_id",
+    "source_path",
+    "destination_conn_id",
+    "destination_prefix",
+    "migration_type",
+    "start_time",
+    "subtask_file_count",
+    "subtask_file_size_mb",
+    "estimated_files",
+    "estimated_size_gb",
+    "include",
+    "exclude",
+    "dry_run",
+    "description",
+    "tags",
+}
+REQUIRED_KEYS = ("job_name", "source_conn_id", "destination_conn_id")
+
+
+class JobFileError(ConfigError):
+    """A declared job file is invalid; the message names the file, the field and the rule."""
+
+    def __init__(self, path: Path, field: str, rule: str) -> None:
+        self.path = path
+        super().__init__(field, rule)
+        self.args = (f"{path.name}: {field}: {rule}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def jobs_dir() -> Path:
+    env = os.environ.get("SHARELIFT_JOBS_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "jobs"
+
+
+def dag_id_for(job_name: str) -> str:
+    return "sharelift_job_" + job_name.replace("-", "_")
+
+
+def load_job_file(path: Path) -> dict[str, Any]:
+    """Parse and validate one job file; returns the Params defaults for its DAG."""
+    import yaml
+
+    from sharelift.addresses import validate_prefix
+    from sharelift.airflow.dag_factory import START_TIME_PATTERN
+    from sharelift.airflow.tasks import job_from_params
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise JobFileError(path, "yaml", f"is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise JobFileError(path, "yaml", "must be a mapping of settings (key: value)")
+    unknown = sorted(set(data) - ALLOWED_KEYS)
+    if unknown:
+        raise JobFileError(
+            path, unknown[0], f"unknown setting; allowed: {', '.join(sorted(ALLOWED_KEYS))}"
+        )
+    for key in REQUIRED_KEYS:
+        if not data.get(key):
+            raise JobFileError(path, key, "is required")
+    if path.stem != data["job_name"]:
+        raise JobFileError(path, "job_name", f"must match the file name ({path.stem!r})")
+    if data.get("destination_prefix") is not None:
+        try:
+            validate_prefix(str(data["destination_prefix"]), "destination_prefix")
+        except ConfigError as exc:
+            raise JobFileError(path, exc.field, exc.rule) from None
+    start = str(data.get("start_time", "All"))
+    if not re.match(START_TIME_PATTERN, start):
+        raise JobFileError(path, "start_time", f"must be 'All' or an ISO date-time (got {start!r})")
+    data["start_time"] = start
+    if data.get("migration_type", "full") != "full":
+        raise JobFileError(
+            path, "migration_type", "only 'full' is supported by declared jobs so far"
+        )
+    try:
+        job_from_params(data)
+    except ConfigError as exc:
+        raise JobFileError(path, exc.field, exc.rule) from None
+    except (TypeError, ValueError) as exc:
+        raise JobFileError(path, "value", str(exc)) from None
+    return data
+
+
+def load_all(folder: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Every ``*.yaml``/``*.yml`` job file in ``folder``, by DAG id; all errors at once."""
+    folder = folder or jobs_dir()
+    if not folder.is_dir():
+        return {}
+    jobs: dict[str, dict[str, Any]] = {}
+    errors: list[str] = []
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        try:
+            data = load_job_file(path)
+        except JobFileError as exc:
+            errors.append(str(exc))
+            continue
+        jobs[dag_id_for(data["job_name"])] = data
+    if errors:
+        raise ConfigError("job files", f"invalid job file(s) in {folder}: " + "; ".join(errors))
+    return jobs
