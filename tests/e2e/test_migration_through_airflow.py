@@ -1,0 +1,147 @@
+"""A migration through a running Airflow (scheduler + api-server, LocalExecutor).
+
+``dag.test()`` ignores pools, so this is where the SPEC's "at most 20 subtasks at once"
+is proven: 32 subtasks, task-instance start/end times, maximum overlap.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sharelift.checksum import crc64
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_ID = "sharelift_migrate"
+
+
+@pytest.fixture(scope="module")
+def airflow(testbed_root: Path):  # type: ignore[no-untyped-def]
+    from sharelift.testbed.airflow import AirflowServer
+
+    home = testbed_root / "airflow-e2e"
+    home.mkdir()
+    jobs = home / "jobs"
+    jobs.mkdir()
+    server = AirflowServer(
+        home,
+        REPO / "dags",
+        REPO / "plugins",
+        parallelism=24,
+        extra_env={"SHARELIFT_WORK_DIR": str(home / "work"), "SHARELIFT_JOBS_DIR": str(jobs)},
+    )
+    server.start()
+    try:
+        # The project's own set-up creates the pool, not the test.
+        subprocess.run(
+            [sys.executable, "-m", "sharelift.cli", "airflow-setup"],
+            env=server.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        server.wait_for_dag(DAG_ID, timeout=180)
+        server.unpause(DAG_ID)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def share(testbed_root: Path) -> tuple[Path, dict[str, bytes]]:
+    root = testbed_root / "e2e-share"
+    files: dict[str, bytes] = {}
+    for i in range(640):
+        rel = f"folder {i % 16:02d}/file #{i:04d}.bin"
+        files[rel] = os.urandom(1000 + i)
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(files[rel])
+    return root, files
+
+
+def connect(airflow: Any, oss_server: Any, root: Path, bucket: str) -> None:
+    oss_server.create_bucket(bucket)
+    airflow.set_connection("e2e_src", "sharelift_local", extra={"path": str(root)})
+    airflow.set_connection(
+        "e2e_dst",
+        "oss",
+        schema=bucket,
+        extra={
+            "auth_type": "AK",
+            "access_key_id": oss_server.access_key_id,
+            "access_key_secret": oss_server.access_key_secret.reveal(),
+            "endpoint": oss_server.endpoint,
+            "region": oss_server.region,
+        },
+    )
+
+
+def test_thirty_two_subtasks_run_at_most_twenty_at_once_and_all_files_land(
+    airflow,
+    oss_server,
+    share,  # type: ignore[no-untyped-def]
+) -> None:
+    from sharelift.storage import open_destination
+    from sharelift.testbed.airflow import AirflowServer
+
+    root, files = share
+    connect(airflow, oss_server, root, "e2e-pool")
+    run_id = airflow.trigger(
+        DAG_ID,
+        {
+            "job_name": "e2e-pool",
+            "source_conn_id": "e2e_src",
+            "destination_conn_id": "e2e_dst",
+            "destination_prefix": "e2e/",
+            "subtask_file_count": 20,
+        },
+    )
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=900) == "success"
+    tis = airflow.task_instances(DAG_ID, run_id)
+    copies = [ti for ti in tis if ti["task_id"] == "copy"]
+    assert len(copies) == 32
+    assert all(ti["state"] == "success" for ti in copies)
+    intervals = airflow.intervals(tis, "copy")
+    overlap = AirflowServer.max_overlap(intervals)
+    print(f"copy instances: {len(intervals)}, maximum overlap: {overlap}")
+    assert 1 <= overlap <= 20
+    with open_destination(oss_server.destination_address(bucket="e2e-pool", prefix="e2e/")) as dest:
+        for rel in list(files)[::37]:
+            info = dest.head(rel)
+            assert info is not None and info.crc64 == crc64(files[rel])
+        assert sum(1 for _ in dest.list()) == len(files)
+
+
+def test_a_bad_job_name_is_refused_at_trigger_naming_the_field(airflow) -> None:  # type: ignore[no-untyped-def]
+    from sharelift.testbed.airflow import AirflowApiError
+
+    with pytest.raises(AirflowApiError) as info:
+        airflow.trigger(
+            DAG_ID,
+            {"job_name": "Bad_Name", "source_conn_id": "e2e_src", "destination_conn_id": "e2e_dst"},
+        )
+    assert info.value.status_code == 400
+    assert "job_name" in str(info.value)
+
+
+def test_a_prefix_starting_with_a_slash_is_refused_at_trigger(airflow) -> None:  # type: ignore[no-untyped-def]
+    from sharelift.testbed.airflow import AirflowApiError
+
+    with pytest.raises(AirflowApiError) as info:
+        airflow.trigger(
+            DAG_ID,
+            {
+                "job_name": "good-name",
+                "source_conn_id": "e2e_src",
+                "destination_conn_id": "e2e_dst",
+                "destination_prefix": "/x/",
+            },
+        )
+    assert "destination_prefix" in str(info.value)
