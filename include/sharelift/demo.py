@@ -1,10 +1,15 @@
 """``sharelift demo``: a migration you can watch, with no cloud account.
 
 Generates a small sample share (awkward names included), starts the embedded
-OSS-compatible server on 127.0.0.1, copies the share into a bucket with verification of
-every object's CRC-64, runs the copy a second time to show that nothing is copied twice,
-and stops the server. ``--source nfs`` or ``--source smb`` serves the same files through
-nfs-ganesha or Samba on loopback first.
+OSS-compatible server and Airflow (scheduler, api-server, dag-processor, triggerer) on
+127.0.0.1, runs the project's set-up (the copy pool), creates the two addresses as Airflow
+connections, and triggers the declared job ``include/jobs/demo-share.yaml`` through the
+REST API: scan, partition, copy (mapped), verify, report. It prints the report's summary
+and where the lists are, runs the job a second time to show that nothing is copied twice,
+and stops everything (``--keep-running`` leaves Airflow up to look at the UI).
+
+``--source nfs`` or ``--source smb`` serves the same files through nfs-ganesha or Samba on
+loopback; ``--engine-only`` skips Airflow and runs the copy in-process.
 """
 
 from __future__ import annotations
@@ -43,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workdir", default=".work/demo", help="where sample files and server data go"
     )
     parser.add_argument("--files", type=int, default=200, help="number of generated files")
+    parser.add_argument("--engine-only", action="store_true", help="no Airflow: copy in-process")
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave Airflow and the servers running until Ctrl-C (to browse the UI)",
+    )
 
 
 def make_sample_share(root: Path, files: int, seed: int = 7) -> None:
@@ -103,18 +114,179 @@ def summary(label: str, outcomes: list[FileOutcome], seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sharelift.testbed.oss import OssServer
+    if args.engine_only:
+        return run_engine_only(args)
+    return run_through_airflow(args)
 
+
+def _start_source_server(kind: str, share: Path, work: Path, servers: list) -> object:  # type: ignore[type-arg]
+    """Serve ``share`` over NFS or SMB; returns the server (with ``source_address``)."""
+    if kind == "nfs":
+        from sharelift.testbed.nfs import NfsServer
+
+        server: object = NfsServer(share, work / "nfs")
+    else:
+        from sharelift.testbed.smb import SmbServer
+
+        server = SmbServer(share, work / "smb")
+    server.start()  # type: ignore[attr-defined]
+    servers.append(server)
+    return server
+
+
+def _connection_for_source(kind: str, share: Path, server: object) -> dict[str, object]:
+    if kind == "local":
+        return {"conn_type": "sharelift_local", "extra": {"path": str(share)}}
+    if kind == "nfs":
+        return {
+            "conn_type": "sharelift_nfs",
+            "host": server.host,
+            "port": server.nfs_port,  # type: ignore[attr-defined]
+            "schema": server.export_path,
+            "extra": {"mount_port": server.mount_port},
+        }  # type: ignore[attr-defined]
+    return {
+        "conn_type": "sharelift_smb",
+        "host": server.host,
+        "port": server.port,  # type: ignore[attr-defined]
+        "schema": server.share,
+        "login": server.username,  # type: ignore[attr-defined]
+        "password": server.password.reveal(),
+    }  # type: ignore[attr-defined]
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Path, Path]:
     work = Path(args.workdir).resolve()
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     work.chmod(0o755)
     share = work / "share"
-    print(f"sharelift demo: generating {args.files} sample files (+1 of 80 MB) in {share}")
+    print(
+        f"sharelift demo: generating {args.files} sample files (+1 of 80 MB) in {share}", flush=True
+    )
     make_sample_share(share, args.files)
+    return work, share
 
-    servers = []
+
+def _repo_root() -> Path:
+    here = Path(__file__).resolve().parents[2]
+    if (here / "dags").is_dir():
+        return here
+    return Path.cwd()
+
+
+def run_through_airflow(args: argparse.Namespace) -> int:
+    import subprocess
+    import sys
+
+    from sharelift.engine.report import REPORT_ROOT
+    from sharelift.testbed.airflow import AirflowServer
+    from sharelift.testbed.oss import OssServer
+
+    work, share = _prepare(args)
+    repo = _repo_root()
+    servers: list = []  # type: ignore[type-arg]
+    dag_id = "sharelift_job_demo_share"
+    try:
+        oss = OssServer(work / "ossd")
+        oss.start()
+        servers.append(oss)
+        oss.create_bucket("sharelift-demo")
+        print(
+            f"sharelift demo: OSS-compatible server at {oss.endpoint}, bucket sharelift-demo",
+            flush=True,
+        )
+        source_server = (
+            None
+            if args.source == "local"
+            else _start_source_server(args.source, share, work, servers)
+        )
+        print("sharelift demo: starting Airflow (about a minute) ...", flush=True)
+        airflow = AirflowServer(
+            work / "airflow",
+            repo / "dags",
+            repo / "plugins",
+            extra_env={"SHARELIFT_WORK_DIR": str(work / "sharelift")},
+        )
+        airflow.start()
+        servers.append(airflow)
+        print(
+            f"sharelift demo: Airflow UI at {airflow.base_url} (login {airflow.username} / "
+            f"{airflow.password})",
+            flush=True,
+        )
+        subprocess.run(
+            [sys.executable, "-m", "sharelift.cli", "airflow-setup"], env=airflow.env, check=True
+        )
+        airflow.set_connection(
+            "sharelift_demo_share", **_connection_for_source(args.source, share, source_server)
+        )  # type: ignore[arg-type]
+        airflow.set_connection(
+            "sharelift_demo_bucket",
+            "oss",
+            schema="sharelift-demo",
+            extra={
+                "auth_type": "AK",
+                "access_key_id": oss.access_key_id,
+                "access_key_secret": oss.access_key_secret.reveal(),
+                "endpoint": oss.endpoint,
+                "region": oss.region,
+            },
+        )
+        airflow.wait_for_dag(dag_id, timeout=180)
+        airflow.unpause(dag_id)
+        exit_code = 0
+        for label in ("first run", "second run (nothing changed)"):
+            run_id = airflow.trigger(dag_id, {})
+            print(
+                f"sharelift demo: {label}: triggered {dag_id} run {run_id}; waiting ...", flush=True
+            )
+            state = airflow.wait_for_run(dag_id, run_id, timeout=900)
+            summary = _read_summary(oss, REPORT_ROOT, run_id)
+            print(f"sharelift demo: {label}: Airflow run {state}")
+            print(summary, flush=True)
+            if state != "success":
+                exit_code = 1
+        if args.keep_running:
+            print(
+                f"sharelift demo: Airflow keeps running at {airflow.base_url}; press Ctrl-C to stop.",
+                flush=True,
+            )
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return exit_code
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+def _read_summary(oss: object, report_root: str, run_id: str) -> str:
+    from sharelift.engine.report import report_folder
+    from sharelift.storage import open_destination
+
+    address = oss.destination_address(bucket="sharelift-demo")  # type: ignore[attr-defined]
+    key = report_folder("demo-share", run_id) + "demo-share_summary.txt"
+    with open_destination(address) as dest:
+        try:
+            f = dest.open(key)
+        except FileNotFoundError:
+            return f"(no report at oss://sharelift-demo/{key})"
+        try:
+            return f.read().decode()
+        finally:
+            f.close()
+
+
+def run_engine_only(args: argparse.Namespace) -> int:
+    from sharelift.addresses import SourceAddress
+    from sharelift.testbed.oss import OssServer
+
+    work, share = _prepare(args)
+    servers: list = []  # type: ignore[type-arg]
     try:
         oss = OssServer(work / "ossd")
         oss.start()
@@ -124,24 +296,11 @@ def run(args: argparse.Namespace) -> int:
             name="demo-bucket", bucket="sharelift-demo", prefix="migrated/"
         )
         print(f"sharelift demo: OSS-compatible server at {oss.endpoint}, bucket sharelift-demo")
-        if args.source == "nfs":
-            from sharelift.testbed.nfs import NfsServer
-
-            nfs = NfsServer(share, work / "nfs")
-            nfs.start()
-            servers.append(nfs)
-            src_address = nfs.source_address(name="demo-share")
-        elif args.source == "smb":
-            from sharelift.testbed.smb import SmbServer
-
-            smb = SmbServer(share, work / "smb")
-            smb.start()
-            servers.append(smb)
-            src_address = smb.source_address(name="demo-share")
-        else:
-            from sharelift.addresses import SourceAddress
-
+        if args.source == "local":
             src_address = SourceAddress(name="demo-share", protocol="local", path=str(share))
+        else:
+            server = _start_source_server(args.source, share, work, servers)
+            src_address = server.source_address(name="demo-share")  # type: ignore[attr-defined]
         with open_source(src_address) as source, open_destination(dest_address) as destination:
             source.check()
             destination.check()
