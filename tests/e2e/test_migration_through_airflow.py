@@ -35,7 +35,11 @@ def airflow(testbed_root: Path):  # type: ignore[no-untyped-def]
         REPO / "dags",
         REPO / "plugins",
         parallelism=24,
-        extra_env={"SHARELIFT_WORK_DIR": str(home / "work"), "SHARELIFT_JOBS_DIR": str(jobs)},
+        extra_env={
+            "SHARELIFT_WORK_DIR": str(home / "work"),
+            "SHARELIFT_JOBS_DIR": str(jobs),
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        },
     )
     server.start()
     try:
@@ -145,3 +149,42 @@ def test_a_prefix_starting_with_a_slash_is_refused_at_trigger(airflow) -> None: 
             },
         )
     assert "destination_prefix" in str(info.value)
+
+
+def test_connection_test_of_an_smb_address_says_normal_or_names_the_cause(
+    airflow, smb_server
+) -> None:  # type: ignore[no-untyped-def]
+    body = {
+        "connection_id": "e2e_smb",
+        "conn_type": "sharelift_smb",
+        "host": smb_server.host,
+        "port": smb_server.port,
+        "schema": smb_server.share,
+        "login": smb_server.username,
+        "password": smb_server.password.reveal(),
+    }
+    good = airflow.api("POST", "/api/v2/connections/test", json=body)
+    assert good["status"] is True, good
+    assert good["message"].startswith("Normal")
+    wrong = "Wrong-Password-123"
+    bad = airflow.api("POST", "/api/v2/connections/test", json={**body, "password": wrong})
+    assert bad["status"] is False
+    assert "password" in bad["message"].lower() and wrong not in bad["message"]
+
+
+def test_connection_test_of_an_nfs_address_names_a_missing_export(airflow, nfs_server) -> None:  # type: ignore[no-untyped-def]
+    body = {
+        "connection_id": "e2e_nfs",
+        "conn_type": "sharelift_nfs",
+        "host": nfs_server.host,
+        "port": nfs_server.nfs_port,
+        "schema": "/no-such-export",
+        "extra": '{"mount_port": %d}' % nfs_server.mount_port,
+    }
+    bad = airflow.api("POST", "/api/v2/connections/test", json=body)
+    assert bad["status"] is False
+    assert "/no-such-export" in bad["message"]
+    good = airflow.api(
+        "POST", "/api/v2/connections/test", json={**body, "schema": nfs_server.export_path}
+    )
+    assert good["status"] is True, good
