@@ -6,6 +6,7 @@ is proven: 32 subtasks, task-instance start/end times, maximum overlap.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -179,7 +180,7 @@ def test_connection_test_of_an_nfs_address_names_a_missing_export(airflow, nfs_s
         "host": nfs_server.host,
         "port": nfs_server.nfs_port,
         "schema": "/no-such-export",
-        "extra": '{"mount_port": %d}' % nfs_server.mount_port,
+        "extra": json.dumps({"mount_port": nfs_server.mount_port}),
     }
     bad = airflow.api("POST", "/api/v2/connections/test", json=body)
     assert bad["status"] is False
