@@ -11,6 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ossd": ("sharelift.ossd.cli", "run the OSS-compatible object server (tests, demo, bench)"),
     "testbed": ("sharelift.testbed.cli", "start the loopback NFS/SMB/OSS test-bed servers"),
     "demo": ("sharelift.demo", "run the demo migration on generated sample files"),
+    "runs": ("sharelift.runs_cli", "list the runs of jobs with their states, counts and reports"),
     "airflow-setup": (
         "sharelift.airflow.setup_cli",
         "create the copy pool (20 slots) and work folder",

@@ -210,7 +210,9 @@ def test_display_url_names_the_file_without_credentials(source_env: SourceEnv) -
         assert password not in repr(source_env.address)
 
 
-def test_a_name_the_protocol_cannot_carry_is_read_or_reported_never_lost(source_env: SourceEnv) -> None:
+def test_a_name_the_protocol_cannot_carry_is_read_or_reported_never_lost(
+    source_env: SourceEnv,
+) -> None:
     write(source_env.root, "question?mark.txt", b"q")
     write(source_env.root, "star*and|pipe.txt", b"s")
     source = source_env.source()

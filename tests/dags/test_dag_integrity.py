@@ -11,7 +11,9 @@ def test_the_migration_dag_runs_scan_partition_copy_verify_report(dagbag) -> Non
     dag = dagbag.get_dag("sharelift_migrate")
     assert dag is not None
     order = [t.task_id for t in dag.topological_sort()]
-    assert order == ["check_addresses", "scan", "partition", "copy", "verify", "report"]
+    assert order == [
+        "check_addresses", "scan", "partition", "copy", "verify", "report", "queue_next_run", "finish",
+    ]
 
 
 def test_copy_is_mapped_in_a_pool_with_at_most_20_active(dagbag) -> None:  # type: ignore[no-untyped-def]

@@ -198,3 +198,18 @@ def test_an_unreadable_file_fails_alone_and_the_run_fails(dagbag, migration) -> 
     assert [r[0] for r in errors] == ["data/plain.txt"]
     assert "permission denied" in errors[0][3].lower()
     assert len(report_lines(dest_address, "completed")) == len(files) - 1
+
+
+def test_a_retry_migrates_exactly_the_error_list(dagbag, migration) -> None:  # type: ignore[no-untyped-def]
+    backend, root, files, dest_address, _ = migration
+    if backend == "local" and os.geteuid() == 0:
+        pytest.skip("root reads every local file; covered by the conformance suite as nobody")
+    (root / "plain.txt").chmod(0o000)
+    failed = run(dagbag)
+    assert failed.state == "failed"
+    (root / "plain.txt").chmod(0o644)
+    retried = run(dagbag, retry_of=failed.run_id)
+    assert retried.state == "success"
+    assert [r[0] for r in report_lines(dest_address, "completed")] == ["data/plain.txt"]
+    assert len(report_lines(dest_address, "total")) == 1
+    assert report_lines(dest_address, "error") == []

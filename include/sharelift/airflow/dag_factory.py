@@ -71,9 +71,46 @@ def migration_params(
         "migration_type": Param(
             d.get("migration_type", "full"),
             type="string",
-            enum=["full"],
+            enum=["full", "incremental"] if d.get("migration_type") != "sync" else ["sync"],
             title="Migration type",
+            description="full: every file once (a re-run copies only changes). incremental: run 1 "
+            "is full, then N-1 runs take the changes since the previous run's start.",
             section="Job",
+        ),
+        "migration_interval_hours": Param(
+            d.get("migration_interval_hours", 1),
+            type="integer",
+            minimum=1,
+            maximum=24,
+            title="Migration interval (hours)",
+            description="Incremental: hours from the END of one run to the start of the next.",
+            section="Incremental",
+        ),
+        "migration_times": Param(
+            d.get("migration_times", 1),
+            type="integer",
+            minimum=1,
+            maximum=30,
+            title="Migration times (N)",
+            description="Incremental: total number of runs, the first (full) one included.",
+            section="Incremental",
+        ),
+        "run_number": Param(
+            1,
+            type="integer",
+            minimum=1,
+            maximum=30,
+            title="Run number",
+            description="Set by sharelift when it queues the next incremental run; leave at 1.",
+            section="Internal",
+        ),
+        "retry_of": Param(
+            None,
+            type=["null", "string"],
+            title="Retry of run",
+            description="Run id of a failed run of this job: migrate exactly the files of its "
+            "error list (nothing already completed is copied again).",
+            section="Retry",
         ),
         "start_time": Param(
             d.get("start_time", "All"),
@@ -149,19 +186,26 @@ def build_migration_dag(
     description: str = "",
     tags: list[str] | None = None,
     locked: bool = False,
+    schedule: Any = None,
+    start_date: datetime | None = None,
+    max_active_runs: int = 16,
 ) -> Any:
+    """``schedule``/``start_date``/``max_active_runs`` serve sync jobs (a period, a start,
+    and 1 run at a time when "do not start a new run while another is running" is on)."""
     from airflow.sdk import dag, get_current_context, task
     from airflow.task.trigger_rule import TriggerRule
 
     from sharelift.airflow import tasks as t
+    from sharelift.airflow.operators import NextIncrementalRunOperator
 
     @dag(
         dag_id=dag_id,
         description=description
         or "Migrate a file share into OSS: scan, partition, copy, verify, report.",
-        schedule=None,
-        start_date=datetime(2024, 1, 1),
+        schedule=schedule,
+        start_date=start_date or datetime(2024, 1, 1),
         catchup=False,
+        max_active_runs=max_active_runs,
         params=migration_params(defaults, locked=locked),
         max_active_tasks=POOL_SLOTS + 8,
         tags=tags or ["sharelift"],
@@ -204,12 +248,20 @@ def build_migration_dag(
         ) -> dict[str, Any]:
             return t.report_step(job, get_current_context()["run_id"], scan_summary, verify_result)
 
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        def finish(report_result: dict[str, Any] | None) -> dict[str, Any]:
+            return t.finish_step(report_result)
+
         job = check_addresses()
         scanned = scan(job)
         subtasks = partition(job, scanned)
         copied = copy.partial(job=job).expand(subtask=subtasks)
         verified = verify(job)
         copied >> verified
-        report(job, scanned, verified)
+        reported = report(job, scanned, verified)
+        next_run = NextIncrementalRunOperator(
+            task_id="queue_next_run", trigger_dag_id=dag_id, trigger_rule=TriggerRule.ALL_DONE
+        )
+        reported >> next_run >> finish(reported)
 
     return migration()

@@ -48,7 +48,13 @@ ALLOWED_KEYS = {
     "dry_run",
     "description",
     "tags",
+    "migration_interval_hours",
+    "migration_times",
+    "sync_period",
+    "sync_start",
+    "sync_no_overlap",
 }
+SYNC_PERIOD_RE = re.compile(r"^\s*(\d+)\s*(h|hours?|d|days?|w|weeks?)\s*$", re.I)
 REQUIRED_KEYS = ("job_name", "source_conn_id", "destination_conn_id")
 
 
@@ -119,6 +125,39 @@ def load_job_file(path: Path) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise JobFileError(path, "value", str(exc)) from None
     return data
+
+
+def parse_sync_period(path: Path, value: Any) -> Any:
+    """'6h', '2 days', '1w' -> timedelta (SPEC: a number of hours, days or weeks)."""
+    from datetime import timedelta
+
+    m = SYNC_PERIOD_RE.match(str(value or ""))
+    if not m or int(m.group(1)) < 1:
+        raise JobFileError(
+            path,
+            "sync_period",
+            f"must be a number of hours, days or weeks like 6h, 2d, 1w (got {value!r})",
+        )
+    from sharelift.airflow.tasks import hour_seconds
+
+    n, unit = int(m.group(1)), m.group(2)[0].lower()
+    hours = {"h": n, "d": 24 * n, "w": 24 * 7 * n}[unit]
+    return timedelta(seconds=hours * hour_seconds())
+
+
+def parse_sync_start(path: Path, value: Any) -> Any:
+    """'immediately' (the DAG starts when unpaused) or a date-time for the first run."""
+    from datetime import UTC, datetime
+
+    if value in (None, "", "immediately", "Immediately"):
+        return None
+    try:
+        dt = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        raise JobFileError(
+            path, "sync_start", f"must be 'immediately' or an ISO date-time (got {value!r})"
+        ) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def load_all(folder: Path | None = None) -> dict[str, dict[str, Any]]:

@@ -78,6 +78,10 @@ def job_from_params(params: dict[str, Any]) -> JobSpec:
         dry_run=bool(params.get("dry_run")),
         estimated_files=params.get("estimated_files"),
         estimated_bytes=int(est_gb * 1024**3) if est_gb else None,
+        interval_hours=_int_param(params, "migration_interval_hours", 1),
+        migration_times=_int_param(params, "migration_times", 1),
+        run_number=_int_param(params, "run_number", 1),
+        retry_of=params.get("retry_of") or None,
     )
 
 
@@ -152,14 +156,47 @@ def scan_step(job_dict: dict[str, Any], run_id: str) -> dict[str, Any]:
     job, src, _ = _open(job_dict)
     paths = RunPaths(work_dir(), job.name, run_id)
     state = StateStore(state_url())
-    state.upsert_run(job.name, run_id, migration_type=job.migration_type, state="Scanning")
+    import json
+
+    state.upsert_run(
+        job.name,
+        run_id,
+        migration_type=job.migration_type,
+        state="Scanning",
+        run_number=job.run_number,
+        retry_of=job.retry_of,
+        spec=json.dumps(job.to_dict(), sort_keys=True),
+    )
 
     def progress(files: int, size: int) -> None:
         log.info("Scanning: %d files, %.1f MB so far", files, size / 1e6)
         state.upsert_run(job.name, run_id, files_scanned=files, bytes_scanned=size)
 
     with open_source(src) as source:
-        result = scan(source, job, paths.manifest, progress=progress)
+        if job.retry_of:
+            from sharelift.engine.retry import build_retry_manifest
+
+            log.info("Retry of run %s: exactly the files of its error list", job.retry_of)
+            result = build_retry_manifest(source, state, job.name, job.retry_of, paths.manifest)
+        else:
+            from sharelift.engine.windows import window_for
+
+            window = window_for(state, job, run_id)
+            log.info(
+                "Run %d of %s (%s): %s",
+                job.run_number,
+                job.name,
+                job.migration_type,
+                window.describe(),
+            )
+            result = scan(
+                source,
+                job,
+                paths.manifest,
+                newer_than_ns=window.newer_than_ns,
+                not_newer_than_ns=window.not_newer_than_ns,
+                progress=progress,
+            )
     state.upsert_run(
         job.name,
         run_id,
@@ -253,7 +290,6 @@ def report_step(
     scan_summary: dict[str, Any] | None,
     verify_result: dict[str, int] | None,
 ) -> dict[str, Any]:
-    from airflow.sdk.exceptions import AirflowFailException
 
     from sharelift.engine.report import format_summary, write_report
     from sharelift.storage import open_destination, open_source
@@ -281,10 +317,6 @@ def report_step(
     state.close()
     for line in format_summary(summary).splitlines():
         log.info("%s", line)
-    if summary["state"] == "Failed":
-        raise AirflowFailException(
-            f"{summary['files_failed']} file(s) failed; see {summary['lists']['error']} in the report"
-        )
     return {
         k: summary[k]
         for k in (
@@ -296,3 +328,49 @@ def report_step(
             "report_folder",
         )
     }
+
+
+def finish_step(report_result: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's verdict (SPEC states): Failed when any file failed, Completed otherwise.
+
+    A task of its own, last in the run, so that the report is written and the next run of
+    an incremental job is queued before the run is marked failed.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sharelift.engine.states import run_state_mapping
+
+    if not report_result:
+        raise AirflowFailException(
+            "no report: an earlier step failed (see check_addresses, scan or report)"
+        )
+    log.info(
+        "%s (Airflow run state: %s)",
+        report_result["state"],
+        run_state_mapping()[report_result["state"]],
+    )
+    if report_result["state"] == "Failed":
+        raise AirflowFailException(
+            f"{report_result['files_failed']} file(s) failed; see the error list in {report_result['report_folder']}"
+        )
+    return report_result
+
+
+def hour_seconds() -> float:
+    """Seconds in an "hour" of the incremental interval: 3600, or less for tests and demos
+    (``SHARELIFT_HOUR_SECONDS``), so schedules can be proven with a controlled clock."""
+    return float(os.environ.get("SHARELIFT_HOUR_SECONDS", "3600"))
+
+
+def next_incremental_run(params: dict[str, Any]) -> tuple[dict[str, Any], float] | None:
+    """The conf and start delay (seconds) of the next run of an incremental job, or None.
+
+    Called at the END of a run: SPEC "the interval is counted from the end of the previous
+    run". After run N the job is finished and nothing more is triggered.
+    """
+    job = job_from_params(params)
+    if job.migration_type != "incremental" or job.retry_of or job.run_number >= job.migration_times:
+        return None
+    conf = dict(params)
+    conf["run_number"] = job.run_number + 1
+    return conf, job.interval_hours * hour_seconds()

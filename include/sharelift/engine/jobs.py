@@ -63,6 +63,13 @@ class JobSpec:
     dry_run: bool = False
     estimated_files: int | None = None
     estimated_bytes: int | None = None
+    # Incremental jobs (SPEC section 3): run 1 is full, runs 2..N take the changes since
+    # the start of the previous run; the interval counts from the end of the previous run.
+    interval_hours: int = 1
+    migration_times: int = 1
+    run_number: int = 1
+    # A retry migrates exactly the error list of this earlier run of the same job.
+    retry_of: str | None = None
 
     def __post_init__(self) -> None:
         validate_job_name(self.name)
@@ -82,6 +89,20 @@ class JobSpec:
         if not isinstance(self.subtask_bytes, int) or self.subtask_bytes < 1024 * 1024:
             raise ConfigError(
                 "subtask_file_size", f"must be at least 1 MiB in bytes (got {self.subtask_bytes!r})"
+            )
+        if not isinstance(self.interval_hours, int) or not 1 <= self.interval_hours <= 24:
+            raise ConfigError(
+                "migration_interval_hours",
+                f"must be an integer from 1 to 24 (got {self.interval_hours!r})",
+            )
+        if not isinstance(self.migration_times, int) or not 1 <= self.migration_times <= 30:
+            raise ConfigError(
+                "migration_times", f"must be an integer from 1 to 30 (got {self.migration_times!r})"
+            )
+        if not isinstance(self.run_number, int) or not 1 <= self.run_number <= self.migration_times:
+            raise ConfigError(
+                "run_number",
+                f"must be from 1 to migration_times ({self.migration_times}) (got {self.run_number!r})",
             )
         object.__setattr__(self, "include", tuple(self.include or ()))
         object.__setattr__(self, "exclude", tuple(self.exclude or ()))
@@ -110,6 +131,10 @@ class JobSpec:
             "dry_run": self.dry_run,
             "estimated_files": self.estimated_files,
             "estimated_bytes": self.estimated_bytes,
+            "interval_hours": self.interval_hours,
+            "migration_times": self.migration_times,
+            "run_number": self.run_number,
+            "retry_of": self.retry_of,
         }
 
     @classmethod

@@ -215,7 +215,8 @@ def build_summary(
         summary["scan"] = scan_summary
     if extra:
         summary.update(extra)
-    summary["state"] = "Failed" if summary["files_failed"] else "Completed"
+    done = "Success" if run.get("migration_type") == "sync" else "Completed"
+    summary["state"] = "Failed" if summary["files_failed"] else done
     return summary
 
 

@@ -39,6 +39,9 @@ runs = sa.Table(
     sa.Column("window_end_ns", sa.BigInteger),
     sa.Column("report_url", sa.Text),
     sa.Column("message", sa.Text),
+    sa.Column("run_number", sa.Integer),
+    sa.Column("retry_of", sa.String(250)),
+    sa.Column("spec", sa.Text),  # the job's settings as JSON (no secrets: addresses are ids)
 )
 
 outcomes = sa.Table(
@@ -149,6 +152,17 @@ class StateStore:
                 .mappings()
                 .first()
             )
+        return dict(row) if row else None
+
+    def run_by_number(
+        self, job: str, run_number: int, exclude_retries: bool = True
+    ) -> dict[str, Any] | None:
+        """The earliest-started run of ``job`` with this run number (incremental chains)."""
+        q = sa.select(runs).where(runs.c.job == job, runs.c.run_number == run_number)
+        if exclude_retries:
+            q = q.where(runs.c.retry_of.is_(None))
+        with self.engine.connect() as conn:
+            row = conn.execute(q.order_by(runs.c.started_at).limit(1)).mappings().first()
         return dict(row) if row else None
 
     def list_runs(self, job: str | None = None) -> list[dict[str, Any]]:
