@@ -70,6 +70,8 @@ def test_probe_dags_are_parsed_and_components_healthy(airflow: AirflowServer) ->
     assert dag["is_paused"] is True  # paused at creation: nothing runs on its own
     assert airflow.wait_for_dag(TRIVIAL, timeout=60)["dag_id"] == TRIVIAL
     assert airflow.import_errors() == []
+    airflow._token = "not-a-jwt"  # a rejected token (403 "Invalid JWT token") is renewed
+    assert airflow.api("GET", f"/api/v2/dags/{PROBE}")["dag_id"] == PROBE
 
 
 def test_missing_dag_reports_clearly(airflow: AirflowServer) -> None:

@@ -114,10 +114,23 @@ def load_job_file(path: Path) -> dict[str, Any]:
     if not re.match(START_TIME_PATTERN, start):
         raise JobFileError(path, "start_time", f"must be 'All' or an ISO date-time (got {start!r})")
     data["start_time"] = start
-    if data.get("migration_type", "full") != "full":
+    kind = data.get("migration_type", "full")
+    if kind not in ("full", "incremental", "sync"):
         raise JobFileError(
-            path, "migration_type", "only 'full' is supported by declared jobs so far"
+            path, "migration_type", f"must be full, incremental or sync (got {kind!r})"
         )
+    sync_keys = {"sync_period", "sync_start", "sync_no_overlap"} & set(data)
+    if kind != "sync" and sync_keys:
+        raise JobFileError(path, sorted(sync_keys)[0], "only applies to migration_type: sync")
+    if kind == "sync":
+        data["_schedule"] = parse_sync_period(path, data.get("sync_period"))
+        data["_start_date"] = parse_sync_start(path, data.get("sync_start", "immediately"))
+        no_overlap = data.get("sync_no_overlap", True)
+        if not isinstance(no_overlap, bool):
+            raise JobFileError(
+                path, "sync_no_overlap", f"must be true or false (got {no_overlap!r})"
+            )
+        data["_max_active_runs"] = 1 if no_overlap else 16
     try:
         job_from_params(data)
     except ConfigError as exc:
