@@ -12,7 +12,14 @@ def test_the_migration_dag_runs_scan_partition_copy_verify_report(dagbag) -> Non
     assert dag is not None
     order = [t.task_id for t in dag.topological_sort()]
     assert order == [
-        "check_addresses", "scan", "partition", "copy", "verify", "report", "queue_next_run", "finish",
+        "check_addresses",
+        "scan",
+        "partition",
+        "copy",
+        "verify",
+        "report",
+        "queue_next_run",
+        "finish",
     ]
 
 
