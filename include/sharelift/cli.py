@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "testbed": ("sharelift.testbed.cli", "start the loopback NFS/SMB/OSS test-bed servers"),
     "demo": ("sharelift.demo", "run the demo migration on generated sample files"),
     "runs": ("sharelift.runs_cli", "list the runs of jobs with their states, counts and reports"),
+    "retry": ("sharelift.retry_cli", "retry a failed run: migrate exactly its error list"),
     "airflow-setup": (
         "sharelift.airflow.setup_cli",
         "create the copy pool (20 slots) and work folder",

@@ -189,3 +189,72 @@ def test_connection_test_of_an_nfs_address_names_a_missing_export(airflow, nfs_s
         "POST", "/api/v2/connections/test", json={**body, "schema": nfs_server.export_path}
     )
     assert good["status"] is True, good
+
+
+def test_a_failed_run_is_retried_from_the_cli_with_exactly_its_error_list(
+    airflow,
+    oss_server,
+    smb_server,  # type: ignore[no-untyped-def]
+) -> None:
+    from sharelift.engine.report import report_folder
+    from sharelift.storage import open_destination
+
+    root = Path(smb_server.share_dir) / "e2e-retry"
+    root.mkdir(mode=0o755)
+    for i in range(5):
+        (root / f"f{i}.txt").write_bytes(b"x" * (i + 1))
+        (root / f"f{i}.txt").chmod(0o644)
+    (root / "f3.txt").chmod(0o000)
+    oss_server.create_bucket("e2e-retry")
+    airflow.set_connection(
+        "e2e_smb_src",
+        "sharelift_smb",
+        host=smb_server.host,
+        port=smb_server.port,
+        schema=smb_server.share,
+        login=smb_server.username,
+        password=smb_server.password.reveal(),
+        extra={"path": "e2e-retry"},
+    )
+    airflow.set_connection(
+        "e2e_retry_dst",
+        "oss",
+        schema="e2e-retry",
+        extra={
+            "auth_type": "AK",
+            "access_key_id": oss_server.access_key_id,
+            "access_key_secret": oss_server.access_key_secret.reveal(),
+            "endpoint": oss_server.endpoint,
+            "region": oss_server.region,
+        },
+    )
+    first = airflow.trigger(
+        DAG_ID,
+        {
+            "job_name": "e2e-retry",
+            "source_conn_id": "e2e_smb_src",
+            "destination_conn_id": "e2e_retry_dst",
+        },
+    )
+    assert airflow.wait_for_run(DAG_ID, first, timeout=300) == "failed"
+    (root / "f3.txt").chmod(0o644)
+    before = {
+        r["dag_run_id"] for r in airflow.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]
+    }
+    subprocess.run(
+        [sys.executable, "-m", "sharelift.cli", "retry", "e2e-retry", first],
+        env=airflow.env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    after = {
+        r["dag_run_id"] for r in airflow.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]
+    }
+    (retry_run,) = after - before
+    assert airflow.wait_for_run(DAG_ID, retry_run, timeout=300) == "success"
+    with open_destination(oss_server.destination_address(bucket="e2e-retry")) as dest:
+        f = dest.open(report_folder("e2e-retry", retry_run) + "e2e-retry_completed_list.txt")
+        lines = f.read().decode().splitlines()
+        f.close()
+    assert [line.split("\t")[0] for line in lines] == ["f3.txt"]

@@ -219,7 +219,18 @@ def build_migration_dag(
 
         @task
         def scan(job: dict[str, Any]) -> dict[str, Any]:
-            return t.scan_step(job, get_current_context()["run_id"])
+            ctx = get_current_context()
+            dag_run = ctx["dag_run"]
+            backfill = None
+            if str(getattr(dag_run, "run_type", "")).lower().endswith("backfill"):
+                backfill = (ctx.get("data_interval_start"), ctx.get("data_interval_end"))
+            return t.scan_step(
+                job,
+                ctx["run_id"],
+                dag_id=dag_id,
+                params=dict(ctx["params"]),
+                backfill_window=backfill,
+            )
 
         @task
         def partition(job: dict[str, Any], _scan: dict[str, Any]) -> list[dict[str, Any]]:

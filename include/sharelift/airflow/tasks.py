@@ -149,15 +149,29 @@ def _open(job_dict: dict[str, Any]) -> tuple[JobSpec, Any, Any]:
     return job, src, dst
 
 
-def scan_step(job_dict: dict[str, Any], run_id: str) -> dict[str, Any]:
+def scan_step(
+    job_dict: dict[str, Any],
+    run_id: str,
+    *,
+    dag_id: str = "sharelift_migrate",
+    params: dict[str, Any] | None = None,
+    backfill_window: tuple[Any, Any] | None = None,
+) -> dict[str, Any]:
+    """Scan the source into the manifest.
+
+    ``backfill_window`` (a backfill run's data interval) narrows the scan to the files
+    modified in that past window: a backfill re-migrates the changes of the window, and the
+    overwrite rule keeps it from copying anything twice.
+    """
+    import json
+
     from sharelift.engine.scan import scan
     from sharelift.storage import open_source
 
     job, src, _ = _open(job_dict)
     paths = RunPaths(work_dir(), job.name, run_id)
     state = StateStore(state_url())
-    import json
-
+    spec = {"dag_id": dag_id, "params": params or {}, "job": job.to_dict()}
     state.upsert_run(
         job.name,
         run_id,
@@ -165,7 +179,7 @@ def scan_step(job_dict: dict[str, Any], run_id: str) -> dict[str, Any]:
         state="Scanning",
         run_number=job.run_number,
         retry_of=job.retry_of,
-        spec=json.dumps(job.to_dict(), sort_keys=True),
+        spec=json.dumps(spec, sort_keys=True, default=str),
     )
 
     def progress(files: int, size: int) -> None:
@@ -181,7 +195,7 @@ def scan_step(job_dict: dict[str, Any], run_id: str) -> dict[str, Any]:
         else:
             from sharelift.engine.windows import window_for
 
-            window = window_for(state, job, run_id)
+            window = window_for(state, job, run_id, override=backfill_window)
             log.info(
                 "Run %d of %s (%s): %s",
                 job.run_number,

@@ -33,15 +33,25 @@ class Window:
         return f"files modified after {lo} and not after {hi}"
 
 
-def window_for(state: StateStore, job: JobSpec, run_id: str) -> Window:
-    """The window of ``run_id`` (recorded on first call; the same on every retry)."""
+def window_for(
+    state: StateStore, job: JobSpec, run_id: str, override: tuple[object, object] | None = None
+) -> Window:
+    """The window of ``run_id`` (recorded on first call; the same on every retry).
+
+    ``override`` (start, end) datetimes: a backfill run's data interval.
+    """
     run = state.get_run(job.name, run_id)
     if run is None:
         raise ValueError(f"run {run_id} of job {job.name} is not recorded")
     if run.get("window_end_ns") is not None or run.get("window_start_ns") is not None:
         return Window(run.get("window_start_ns"), run.get("window_end_ns"))
     started_ns = int(run["started_at"] * 1e9)
-    if job.migration_type != "incremental":
+    if override is not None and override[0] is not None and override[1] is not None:
+        lo, hi = (int(t.timestamp() * 1e9) for t in override)  # type: ignore[attr-defined]
+        if job.start_time_ns is not None:
+            lo = max(lo, job.start_time_ns)
+        window = Window(lo, hi)
+    elif job.migration_type != "incremental":
         window = Window(job.start_time_ns, None)
     elif job.run_number == 1:
         window = Window(job.start_time_ns, started_ns)
