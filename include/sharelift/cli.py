@@ -12,6 +12,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "testbed": ("sharelift.testbed.cli", "start the loopback NFS/SMB/OSS test-bed servers"),
     "demo": ("sharelift.demo", "run the demo migration on generated sample files"),
     "runs": ("sharelift.runs_cli", "list the runs of jobs with their states, counts and reports"),
+    "flow-control": (
+        "sharelift.flowcontrol_cli",
+        "set, show or clear a job's live bandwidth limit",
+    ),
     "retry": ("sharelift.retry_cli", "retry a failed run: migrate exactly its error list"),
     "airflow-setup": (
         "sharelift.airflow.setup_cli",

@@ -21,6 +21,7 @@ import shutil
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from sharelift.storage import Destination, EntryKind, Source, open_destination, open_source
 from sharelift.transfer import FileOutcome, Status, copy_file
@@ -134,7 +135,7 @@ def _start_source_server(kind: str, share: Path, work: Path, servers: list) -> o
     return server
 
 
-def _connection_for_source(kind: str, share: Path, server: object) -> dict[str, object]:
+def _connection_for_source(kind: str, share: Path, server: Any) -> dict[str, Any]:
     if kind == "local":
         return {"conn_type": "sharelift_local", "extra": {"path": str(share)}}
     if kind == "nfs":

@@ -36,7 +36,7 @@ DESTINATION_TYPES = {"oss": "oss", "sharelift_local_bucket": "local"}
 
 class ConnectionLike(Protocol):
     conn_id: str
-    conn_type: str
+    conn_type: str | None
     host: str | None
     port: int | None
     login: str | None

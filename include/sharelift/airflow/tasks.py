@@ -261,6 +261,7 @@ def partition_step(job_dict: dict[str, Any], run_id: str) -> list[dict[str, Any]
 
 def copy_step(job_dict: dict[str, Any], run_id: str, subtask: dict[str, Any]) -> dict[str, int]:
     from sharelift.engine.copier import run_subtask
+    from sharelift.engine.flow_control import open_throttle
     from sharelift.engine.partition import Subtask
     from sharelift.storage import TransferConfig, open_destination, open_source
 
@@ -270,8 +271,17 @@ def copy_step(job_dict: dict[str, Any], run_id: str, subtask: dict[str, Any]) ->
     state = StateStore(state_url())
     started = time.monotonic()
     transfer = TransferConfig(checkpoint_dir=paths.checkpoints)
-    with open_source(src) as source, open_destination(dst, transfer=transfer) as destination:
-        counts = run_subtask(job, run_id, st, paths.manifest, source, destination, state)
+    # Flow control (SPEC 5): this task's share of the job's live limit, via the state DB.
+    throttle = open_throttle(state, job.name, run_id, st.index)
+    try:
+        with open_source(src) as source, open_destination(dst, transfer=transfer) as destination:
+            counts = run_subtask(
+                job, run_id, st, paths.manifest, source, destination, state, throttle=throttle
+            )
+    finally:
+        throttle.close()
+    if throttle.waited:
+        log.info("flow control: waited %.1f s for the job's bandwidth limit", throttle.waited)
     state.close()
     seconds = time.monotonic() - started
     log.info(

@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Protocol
 
 from sharelift.engine.jobs import JobSpec
 from sharelift.engine.manifest import iter_rows
@@ -24,6 +25,14 @@ from sharelift.transfer import copy_file
 log = logging.getLogger(__name__)
 FLUSH_EVERY = 200
 FLUSH_SECONDS = 5.0
+
+
+class Throttle(Protocol):
+    """Meters the bytes read from the source (``sharelift.engine.flow_control.JobThrottle``)."""
+
+    def consume(self, nbytes: int) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def object_name(destination: Destination, key: str) -> str:
@@ -43,8 +52,47 @@ def run_subtask(
     *,
     progress: ProgressCallback | None = None,
     on_file: Callable[[OutcomeRow], None] | None = None,
+    throttle: Throttle | None = None,
 ) -> Counter[str]:
-    """Copy the subtask's files; returns counts by status (``previously-done`` included)."""
+    """Copy the subtask's files; returns counts by status (``previously-done`` included).
+
+    ``throttle`` (flow control, SPEC section 5) is charged every byte read from the source,
+    as it is read, so the job's limit bounds the network traffic from the file server.
+    It is closed when the subtask ends, handing its share to the job's other subtasks.
+    """
+    if throttle is not None:
+        progress = _metered(throttle, progress)
+    try:
+        return _run_subtask(
+            job, run_id, subtask, manifest_path, source, destination, state, progress, on_file
+        )
+    finally:
+        if throttle is not None:
+            throttle.close()
+
+
+def _metered(throttle: Throttle, progress: ProgressCallback | None) -> ProgressCallback:
+    if progress is None:
+        return throttle.consume
+
+    def both(nbytes: int) -> None:
+        throttle.consume(nbytes)
+        progress(nbytes)
+
+    return both
+
+
+def _run_subtask(
+    job: JobSpec,
+    run_id: str,
+    subtask: Subtask,
+    manifest_path: str,
+    source: Source,
+    destination: Destination,
+    state: StateStore,
+    progress: ProgressCallback | None,
+    on_file: Callable[[OutcomeRow], None] | None,
+) -> Counter[str]:
     done = state.done_paths(job.name, run_id, subtask.index)
     counts: Counter[str] = Counter()
     pending: list[OutcomeRow] = []

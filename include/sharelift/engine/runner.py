@@ -17,6 +17,7 @@ from typing import Any
 
 from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.engine.copier import run_subtask
+from sharelift.engine.flow_control import open_throttle
 from sharelift.engine.jobs import JobSpec
 from sharelift.engine.partition import Subtask, partition
 from sharelift.engine.report import write_report
@@ -57,19 +58,20 @@ def _copy_worker(
     transfer: TransferConfig,
 ) -> dict[str, int]:
     state = StateStore(state_url)
+    spec = JobSpec.from_dict(job)
+    st = Subtask.from_dict(subtask)
+    throttle = None
     try:
+        # Flow control (SPEC 5): one lease per running subtask; the job's limit is shared.
+        throttle = open_throttle(state, spec.name, run_id, st.index)
         with open_source(src) as source, open_destination(dst, transfer=transfer) as destination:
             counts = run_subtask(
-                JobSpec.from_dict(job),
-                run_id,
-                Subtask.from_dict(subtask),
-                manifest,
-                source,
-                destination,
-                state,
+                spec, run_id, st, manifest, source, destination, state, throttle=throttle
             )
         return dict(counts)
     finally:
+        if throttle is not None:
+            throttle.close()
         state.close()
 
 

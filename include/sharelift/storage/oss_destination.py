@@ -18,6 +18,7 @@ same CRC.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
@@ -368,7 +369,7 @@ class OssDestination(Destination):
         except oss_exc.OssError as exc:
             raise DestinationError(key, _object_cause(exc)) from None
 
-    def list_multipart_uploads(self) -> list[tuple[str, str]]:
+    def list_multipart_uploads(self) -> builtins.list[tuple[str, str]]:
         """(key, upload id) of unfinished multipart uploads under the prefix (tests, clean-up)."""
         return [
             (u.key[len(self.prefix) :], u.upload_id)
