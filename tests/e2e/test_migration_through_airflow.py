@@ -258,3 +258,20 @@ def test_a_failed_run_is_retried_from_the_cli_with_exactly_its_error_list(
         lines = f.read().decode().splitlines()
         f.close()
     assert [line.split("\t")[0] for line in lines] == ["f3.txt"]
+
+
+def test_the_sharelift_ui_page_lists_runs_with_states_and_serves_the_lists(airflow) -> None:  # type: ignore[no-untyped-def]
+    import requests
+
+    runs = airflow.api("GET", "/sharelift/api/runs")
+    pool_run = next(r for r in runs if r["job"] == "e2e-pool")
+    assert pool_run["state"] == "Completed"
+    assert pool_run["copied"] == 640
+    page = airflow.request("GET", "/sharelift/")
+    assert page.status_code == 200 and "e2e-pool" in page.text and "Create Failed" in page.text
+    listing = airflow.request(
+        "GET", f"/sharelift/runs/e2e-pool/{pool_run['run_id']}/completed_list.txt"
+    )
+    assert len(listing.text.splitlines()) == 640
+    anonymous = requests.get(f"{airflow.base_url}/sharelift/api/runs", timeout=10)
+    assert anonymous.status_code in (401, 403)

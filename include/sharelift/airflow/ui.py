@@ -1,0 +1,153 @@
+"""The sharelift page in the Airflow UI: jobs, runs, progress, throughput and reports.
+
+Mounted by ``plugins/sharelift_plugin.py`` as a FastAPI app under ``/sharelift`` inside the
+api-server, behind Airflow's own login (``Depends(get_user)``: the UI's session cookie or a
+bearer token). It reads sharelift's state database only; the completed and error lists of
+every run can be downloaded here as well as from the bucket.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from sharelift.engine.states import run_state_mapping
+
+
+def _require_user() -> Any:
+    from airflow.api_fastapi.core_api.security import get_user
+
+    return Depends(get_user)
+
+
+app = FastAPI(title="sharelift", dependencies=[_require_user()])
+
+
+def _state_url() -> str:
+    if os.environ.get("SHARELIFT_STATE_URL"):
+        return os.environ["SHARELIFT_STATE_URL"]
+    try:
+        from airflow.models.connection import Connection
+
+        conn = Connection.get_connection_from_secrets("sharelift_state")
+        uri = conn.get_uri()
+        return "postgresql://" + uri[len("postgres://") :] if uri.startswith("postgres://") else uri
+    except Exception:  # noqa: BLE001 - no connection: the default SQLite file
+        from sharelift.runs_cli import default_state_url
+
+        return default_state_url()
+
+
+def _store() -> Any:
+    from sharelift.engine.state import StateStore
+
+    return StateStore(_state_url())
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+@app.get("/api/runs")
+def runs_json(job: str | None = None) -> list[dict[str, Any]]:
+    store = _store()
+    try:
+        out = []
+        for r in store.list_runs(job):
+            counts = store.counts(r["job"], r["run_id"])
+            out.append(
+                {
+                    "job": r["job"],
+                    "run_id": r["run_id"],
+                    "type": r["migration_type"],
+                    "run_number": r.get("run_number"),
+                    "state": r["state"],
+                    "started_at": _when(r["started_at"]),
+                    "finished_at": _when(r["finished_at"]),
+                    "files_scanned": r.get("files_scanned"),
+                    "files_to_copy": r.get("files_to_copy"),
+                    "bytes_to_copy": r.get("bytes_to_copy"),
+                    "copied": counts.get("copied", (0, 0))[0],
+                    "bytes_copied": counts.get("copied", (0, 0))[1],
+                    "skipped": counts.get("skipped", (0, 0))[0],
+                    "failed": counts.get("failed", (0, 0))[0],
+                    "report": r.get("report_url"),
+                    "cause": r.get("message"),
+                }
+            )
+        return out
+    finally:
+        store.close()
+
+
+@app.get("/runs/{job}/{run_id}/{kind}_list.txt")
+def download_list(job: str, run_id: str, kind: str) -> StreamingResponse:
+    status = {"completed": "copied", "error": "failed"}.get(kind)
+    if status is None:
+        raise HTTPException(404, "lists are 'completed' and 'error'")
+    store = _store()
+    if store.get_run(job, run_id) is None:
+        store.close()
+        raise HTTPException(404, f"job {job} has no run {run_id}")
+
+    def lines() -> Iterator[bytes]:
+        from sharelift.engine.report import escape_field, iso
+
+        try:
+            for o in store.iter_outcomes(job, run_id, status=status):
+                if kind == "completed":
+                    row = f"{escape_field(o['object_key'])}\t{o['size']}\t{o['crc64']}\t{iso(o['finished_at'])}\n"
+                else:
+                    row = (
+                        f"{escape_field(o['object_key'])}\t{iso(o['started_at'])}\t{iso(o['finished_at'])}\t"
+                        f"{escape_field(o['reason'] or '')}\n"
+                    )
+                yield row.encode()
+        finally:
+            store.close()
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/plain; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{job}_{kind}_list.txt"'},
+    )
+
+
+@app.get("/", response_class=HTMLResponse)
+def page(job: str | None = None) -> str:
+    rows = runs_json(job)
+    e = html.escape
+    body = []
+    for r in reversed(rows):
+        done = r["copied"] + r["skipped"] + r["failed"]
+        total = r["files_to_copy"] or 0
+        progress = f"{done}/{total}" if total else str(done)
+        base = f"runs/{e(r['job'])}/{e(r['run_id'])}"
+        body.append(
+            f"<tr><td>{e(r['job'])}</td><td>{e(r['run_id'])}</td><td>{e(r['type'] or '')}"
+            f"{'' if not r['run_number'] else ' #' + str(r['run_number'])}</td>"
+            f"<td><b>{e(r['state'])}</b>{'<br>' + e(r['cause']) if r['cause'] else ''}</td>"
+            f"<td>{e(r['started_at'])}</td><td>{r['files_scanned'] or 0}</td><td>{progress}</td>"
+            f"<td>{r['copied']} ({r['bytes_copied'] / 1e6:.1f} MB)</td><td>{r['skipped']}</td><td>{r['failed']}</td>"
+            f"<td><a href='{base}/completed_list.txt'>completed</a> · <a href='{base}/error_list.txt'>errors</a>"
+            f"{'<br>' + e(r['report']) if r['report'] else ''}</td></tr>"
+        )
+    legend = "".join(
+        f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in run_state_mapping().items()
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>sharelift</title>
+<meta http-equiv="refresh" content="10">
+<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;font-size:13px;vertical-align:top}}th{{background:#eee}}</style>
+</head><body><h1>sharelift: jobs and runs</h1>
+<table><tr><th>job</th><th>run</th><th>type</th><th>state</th><th>started (UTC)</th><th>scanned</th>
+<th>progress</th><th>copied</th><th>skipped</th><th>failed</th><th>lists / report</th></tr>
+{"".join(body) or "<tr><td colspan=11>no runs yet</td></tr>"}</table>
+<h2>States</h2><table><tr><th>sharelift</th><th>in Airflow</th></tr>{legend}</table>
+</body></html>"""

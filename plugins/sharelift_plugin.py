@@ -1,0 +1,13 @@
+"""Registers the sharelift page (jobs, runs, progress, reports) in the Airflow UI."""
+
+from airflow.plugins_manager import AirflowPlugin
+
+from sharelift.airflow.ui import app
+
+
+class SharelIftPlugin(AirflowPlugin):
+    name = "sharelift"
+    fastapi_apps = [{"app": app, "url_prefix": "/sharelift", "name": "sharelift"}]
+    external_views = [
+        {"name": "sharelift", "href": "/sharelift/", "destination": "nav", "url_route": "sharelift"}
+    ]
