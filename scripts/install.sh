@@ -12,6 +12,8 @@ DEBIAN_PACKAGES=(
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-dev libnfs-utils
   # SMB: server and client tools
   samba smbclient
+  # PostgreSQL: the state database's tested alternative to SQLite
+  postgresql
   # reference tool for the benchmark
   rclone
   # ps/kill in process checks
