@@ -69,10 +69,18 @@ def test_an_unknown_connection_fails_at_the_first_task(dagbag, local_job) -> Non
 
 @pytest.mark.parametrize(
     ("param", "value"),
-    [("migration_times", 31), ("migration_interval_hours", 0), ("migration_interval_hours", 25),
-     ("subtask_file_count", 0), ("destination_prefix", "/x/"), ("start_time", "yesterday")],
+    [
+        ("migration_times", 31),
+        ("migration_interval_hours", 0),
+        ("migration_interval_hours", 25),
+        ("subtask_file_count", 0),
+        ("destination_prefix", "/x/"),
+        ("start_time", "yesterday"),
+    ],
 )
-def test_out_of_range_settings_are_refused_naming_the_field(dagbag, local_job, param, value) -> None:  # type: ignore[no-untyped-def]
+def test_out_of_range_settings_are_refused_naming_the_field(
+    dagbag, local_job, param, value
+) -> None:  # type: ignore[no-untyped-def]
     from airflow.sdk.definitions.param import ParamValidationError
 
     src, dst, _ = local_job
