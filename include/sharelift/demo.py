@@ -223,18 +223,7 @@ def run_through_airflow(args: argparse.Namespace) -> int:
         airflow.set_connection(
             "sharelift_demo_share", **_connection_for_source(args.source, share, source_server)
         )  # type: ignore[arg-type]
-        airflow.set_connection(
-            "sharelift_demo_bucket",
-            "oss",
-            schema="sharelift-demo",
-            extra={
-                "auth_type": "AK",
-                "access_key_id": oss.access_key_id,
-                "access_key_secret": oss.access_key_secret.reveal(),
-                "endpoint": oss.endpoint,
-                "region": oss.region,
-            },
-        )
+        airflow.set_connection("sharelift_demo_bucket", **oss.connection_fields("sharelift-demo"))
         airflow.wait_for_dag(dag_id, timeout=180)
         airflow.unpause(dag_id)
         exit_code = 0

@@ -88,18 +88,7 @@ def migration(request, testbed_root: Path, oss_server, unique_name: str):  # typ
         url_base = f"smb://{server.host}/{server.share}/{unique_name}"
     bucket = f"dag-{unique_name}"
     oss_server.create_bucket(bucket)
-    set_connection(
-        "it_dst",
-        conn_type="oss",
-        schema=bucket,
-        extra={
-            "auth_type": "AK",
-            "access_key_id": oss_server.access_key_id,
-            "access_key_secret": oss_server.access_key_secret.reveal(),
-            "endpoint": oss_server.endpoint,
-            "region": oss_server.region,
-        },
-    )
+    set_connection("it_dst", **oss_server.connection_fields(bucket))
     files = make_files(root)
     dest = oss_server.destination_address(bucket=bucket)
     return backend, root, files, dest, url_base

@@ -74,18 +74,7 @@ def share(testbed_root: Path) -> tuple[Path, dict[str, bytes]]:
 def connect(airflow: Any, oss_server: Any, root: Path, bucket: str) -> None:
     oss_server.create_bucket(bucket)
     airflow.set_connection("e2e_src", "sharelift_local", extra={"path": str(root)})
-    airflow.set_connection(
-        "e2e_dst",
-        "oss",
-        schema=bucket,
-        extra={
-            "auth_type": "AK",
-            "access_key_id": oss_server.access_key_id,
-            "access_key_secret": oss_server.access_key_secret.reveal(),
-            "endpoint": oss_server.endpoint,
-            "region": oss_server.region,
-        },
-    )
+    airflow.set_connection("e2e_dst", **oss_server.connection_fields(bucket))
 
 
 def test_thirty_two_subtasks_run_at_most_twenty_at_once_and_all_files_land(
@@ -216,18 +205,7 @@ def test_a_failed_run_is_retried_from_the_cli_with_exactly_its_error_list(
         password=smb_server.password.reveal(),
         extra={"path": "e2e-retry"},
     )
-    airflow.set_connection(
-        "e2e_retry_dst",
-        "oss",
-        schema="e2e-retry",
-        extra={
-            "auth_type": "AK",
-            "access_key_id": oss_server.access_key_id,
-            "access_key_secret": oss_server.access_key_secret.reveal(),
-            "endpoint": oss_server.endpoint,
-            "region": oss_server.region,
-        },
-    )
+    airflow.set_connection("e2e_retry_dst", **oss_server.connection_fields("e2e-retry"))
     first = airflow.trigger(
         DAG_ID,
         {

@@ -60,18 +60,7 @@ def airflow(testbed_root: Path, oss_server):  # type: ignore[no-untyped-def]
             timeout=120,
         )
         oss_server.create_bucket("sched")
-        server.set_connection(
-            "sched_dst",
-            "oss",
-            schema="sched",
-            extra={
-                "auth_type": "AK",
-                "access_key_id": oss_server.access_key_id,
-                "access_key_secret": oss_server.access_key_secret.reveal(),
-                "endpoint": oss_server.endpoint,
-                "region": oss_server.region,
-            },
-        )
+        server.set_connection("sched_dst", **oss_server.connection_fields("sched"))
         yield server
     finally:
         server.stop()

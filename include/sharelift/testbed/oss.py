@@ -212,3 +212,18 @@ class OssServer:
             region=self.region,
             signature_version=signature_version,
         )
+
+    def connection_fields(self, bucket: str) -> dict[str, Any]:
+        """An Airflow connection of the Alibaba provider's ``oss`` type for ``bucket``
+        (keyword arguments of ``AirflowServer.set_connection`` or an ``AIRFLOW_CONN_*`` JSON)."""
+        return {
+            "conn_type": "oss",
+            "schema": bucket,
+            "extra": {
+                "auth_type": "AK",
+                "access_key_id": self.access_key_id,
+                "access_key_secret": self.access_key_secret.reveal(),
+                "endpoint": self.endpoint,
+                "region": self.region,
+            },
+        }
