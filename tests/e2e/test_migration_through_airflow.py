@@ -253,3 +253,24 @@ def test_the_sharelift_ui_page_lists_runs_with_states_and_serves_the_lists(airfl
     assert len(listing.text.splitlines()) == 640
     anonymous = requests.get(f"{airflow.base_url}/sharelift/api/runs", timeout=10)
     assert anonymous.status_code in (401, 403)
+
+
+def test_flow_control_is_set_and_refused_through_the_ui_api(airflow) -> None:  # type: ignore[no-untyped-def]
+    from sharelift.testbed.airflow import AirflowApiError
+
+    shown = airflow.api(
+        "PUT",
+        "/sharelift/api/flow-control/e2e-pool",
+        json={"setting": "00:00-24:00=5", "timezone": "UTC"},
+    )
+    assert (shown["setting"], shown["limit_now_mb_per_s"]) == ("00:00-24:00=5", 5.0)
+    with pytest.raises(AirflowApiError) as info:
+        airflow.api(
+            "PUT",
+            "/sharelift/api/flow-control/e2e-pool",
+            json={"setting": "08:00-18:00=10,17:00-20:00=5"},
+        )
+    assert info.value.status_code == 400 and "overlap" in str(info.value)
+    assert airflow.api("GET", "/sharelift/api/flow-control/e2e-pool")["setting"] == "00:00-24:00=5"
+    cleared = airflow.api("PUT", "/sharelift/api/flow-control/e2e-pool", json={"setting": None})
+    assert cleared["setting"] is None

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Body, Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from sharelift.engine.states import run_state_mapping
@@ -86,6 +86,48 @@ def runs_json(job: str | None = None) -> list[dict[str, Any]]:
         store.close()
 
 
+@app.get("/api/flow-control/{job}")
+def flow_control_get(job: str) -> dict[str, Any]:
+    from sharelift.engine import flow_control as fc
+
+    store = _store()
+    try:
+        setting = fc.get_flow_control(store, job)
+        return {
+            "job": job,
+            "setting": setting.text if setting else None,
+            "timezone": setting.timezone if setting else None,
+            "limit_now_mb_per_s": setting.limit_at() if setting else None,
+            "running_subtasks": len(fc.running_subtasks(store, job)),
+        }
+    finally:
+        store.close()
+
+
+@app.put("/api/flow-control/{job}")
+def flow_control_put(job: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+    """Set (``{"setting": "08:00-18:00=10", "timezone": "UTC"}``) or clear (``setting``
+    null) a job's limits; running subtasks apply it within a second, no restart."""
+    from sharelift.engine import flow_control as fc
+    from sharelift.errors import ConfigError
+
+    store = _store()
+    try:
+        if body.get("setting") in (None, ""):
+            fc.clear_flow_control(store, job)
+        else:
+            fc.set_flow_control(
+                store, job, fc.FlowControl.parse(str(body["setting"]), body.get("timezone"))
+            )
+    except ConfigError as exc:
+        raise HTTPException(
+            400, {"field": exc.field, "rule": exc.rule, "message": str(exc)}
+        ) from None
+    finally:
+        store.close()
+    return flow_control_get(job)
+
+
 @app.get("/runs/{job}/{run_id}/{kind}_list.txt")
 def download_list(job: str, run_id: str, kind: str) -> StreamingResponse:
     status = {"completed": "copied", "error": "failed"}.get(kind)
@@ -138,6 +180,16 @@ def page(job: str | None = None) -> str:
             f"<td><a href='{base}/completed_list.txt'>completed</a> · <a href='{base}/error_list.txt'>errors</a>"
             f"{'<br>' + e(r['report']) if r['report'] else ''}</td></tr>"
         )
+    flows = []
+    for job_name in sorted({r["job"] for r in rows}):
+        f = flow_control_get(job_name)
+        flows.append(
+            f"<tr><td>{e(job_name)}</td><td><input id='fc-{e(job_name)}' size=40 "
+            f"value='{e(f['setting'] or '')}' placeholder='08:00-18:00=10,18:00-08:00=50'></td>"
+            f"<td>{e(f['timezone'] or 'UTC')}</td><td>{f['limit_now_mb_per_s'] or 'unthrottled'}</td>"
+            f"<td>{f['running_subtasks']}</td><td><button onclick=\"setFc('{e(job_name)}')\">apply</button>"
+            f"</td></tr>"
+        )
     legend = "".join(
         f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in run_state_mapping().items()
     )
@@ -149,5 +201,19 @@ td,th{{border:1px solid #ccc;padding:4px 8px;font-size:13px;vertical-align:top}}
 <table><tr><th>job</th><th>run</th><th>type</th><th>state</th><th>started (UTC)</th><th>scanned</th>
 <th>progress</th><th>copied</th><th>skipped</th><th>failed</th><th>lists / report</th></tr>
 {"".join(body) or "<tr><td colspan=11>no runs yet</td></tr>"}</table>
+<h2>Flow control (MB/s by time of day; applies to running jobs within a second)</h2>
+<table><tr><th>job</th><th>setting</th><th>timezone</th><th>limit now</th><th>running subtasks</th><th></th></tr>
+{"".join(flows)}</table>
+<script>
+async function setFc(job) {{
+  const value = document.getElementById('fc-' + job).value;
+  const r = await fetch('api/flow-control/' + encodeURIComponent(job), {{method: 'PUT',
+    headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{setting: value || null}})}});
+  const body = await r.json();
+  alert(r.ok ? 'flow control of ' + job + ': ' + (body.setting || 'unthrottled')
+             : (body.detail && body.detail.message) || JSON.stringify(body));
+  location.reload();
+}}
+</script>
 <h2>States</h2><table><tr><th>sharelift</th><th>in Airflow</th></tr>{legend}</table>
 </body></html>"""
