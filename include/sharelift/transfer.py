@@ -57,11 +57,16 @@ def copy_file(
     key: str,
     *,
     progress: ProgressCallback | None = None,
+    known_absent: bool = False,
 ) -> FileOutcome:
-    """Copy one file if the overwrite rule allows it; never raises for a per-file problem."""
+    """Copy one file if the overwrite rule allows it; never raises for a per-file problem.
+
+    ``known_absent``: a fresh listing showed no object under ``key``, so no HEAD is needed.
+    """
     started = time.time()
     try:
-        reason = skip_reason(entry, destination.head(key))
+        existing = None if known_absent else destination.head(key)
+        reason = skip_reason(entry, existing)
         if reason is not None:
             return FileOutcome(
                 entry.path,

@@ -216,3 +216,15 @@ def test_a_wrong_secret_is_refused_without_showing_it(destination_env: Destinati
     assert wrong not in str(info.value)
     assert wrong not in repr(dest)
     assert "AccessKeySecret" in str(info.value)
+
+
+def test_existing_when_offered_agrees_with_head(destination_env: DestinationEnv) -> None:
+    dest = destination_env.destination()
+    present = ["a/1", "a/2 two", "a/sub/deep", "b/x", "top", "unicode/é"]
+    for key in present:
+        dest.put(key, io.BytesIO(b"x"), 1)
+    asked = ["a/1", "a/3", "a/sub", "b/x", "c", "top", "unicode/é", "a/2 two", "a/0"]
+    found = dest.existing(asked)
+    if found is None:
+        pytest.skip(f"{destination_env.backend} destination has nothing cheaper than head")
+    assert found == {k for k in asked if dest.head(k) is not None}

@@ -9,14 +9,15 @@ the last batch of records, never data at the destination.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterator
 from typing import Protocol
 
 from sharelift.engine.jobs import JobSpec
-from sharelift.engine.manifest import iter_rows
+from sharelift.engine.manifest import ManifestRow, iter_rows
 from sharelift.engine.partition import Subtask
 from sharelift.engine.state import OutcomeRow, StateStore
 from sharelift.storage.base import Destination, Entry, EntryKind, ProgressCallback, Source
@@ -97,16 +98,18 @@ def _run_subtask(
     counts: Counter[str] = Counter()
     pending: list[OutcomeRow] = []
     last_flush = time.monotonic()
-    for row in iter_rows(manifest_path, subtask.start_row, subtask.stop_row):
+    rows = iter_rows(manifest_path, subtask.start_row, subtask.stop_row)
+    for row, known_absent in _with_absence(rows, destination, done, job.dry_run):
         if row.path in done:
             counts["previously-done"] += 1
             continue
         now = time.time()
         key = row.path
+        name = object_name(destination, key)
         if row.action == "skip":
             out = OutcomeRow(
                 row.path,
-                object_name(destination, key),
+                name,
                 subtask.index,
                 "skipped",
                 row.size,
@@ -118,21 +121,12 @@ def _run_subtask(
             )
         elif row.action == "error":
             out = OutcomeRow(
-                row.path,
-                object_name(destination, key),
-                subtask.index,
-                "failed",
-                row.size,
-                None,
-                None,
-                row.reason,
-                now,
-                now,
+                row.path, name, subtask.index, "failed", row.size, None, None, row.reason, now, now
             )
         elif job.dry_run:
             out = OutcomeRow(
                 row.path,
-                object_name(destination, key),
+                name,
                 subtask.index,
                 "skipped",
                 row.size,
@@ -146,10 +140,12 @@ def _run_subtask(
             entry = Entry(
                 row.path, EntryKind.FILE, size=row.size, mtime_ns=row.mtime_ns, mode=row.mode
             )
-            result = copy_file(source, destination, entry, key, progress=progress)
+            result = copy_file(
+                source, destination, entry, key, progress=progress, known_absent=known_absent
+            )
             out = OutcomeRow(
                 row.path,
-                object_name(destination, key),
+                name,
                 subtask.index,
                 result.status.value,
                 result.size,
@@ -171,3 +167,23 @@ def _run_subtask(
             last_flush = time.monotonic()
     state.record(job.name, run_id, pending)
     return counts
+
+
+EXISTENCE_BATCH = 500
+
+
+def _with_absence(
+    rows: Iterator[ManifestRow], destination: Destination, done: Container[str], dry_run: bool
+) -> Iterator[tuple[ManifestRow, bool]]:
+    """Pair each row with "the destination has no such object", known from one listing per
+    folder and batch instead of a HEAD per file (on a first run every HEAD says 404: half of
+    all requests). Objects that do exist still get their HEAD, for the metadata the
+    overwrite rule compares. The listing is at most one batch old when a file is copied."""
+    while True:
+        batch = list(itertools.islice(rows, EXISTENCE_BATCH))
+        if not batch:
+            return
+        keys = [r.path for r in batch if r.action == "copy" and r.path not in done]
+        found = destination.existing(keys) if keys and not dry_run else None
+        for row in batch:
+            yield row, found is not None and row.action == "copy" and row.path not in found

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
@@ -233,6 +233,11 @@ class Destination(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None: ...
+
+    def existing(self, keys: Sequence[str]) -> set[str] | None:
+        """Which of ``keys`` exist, by listing rather than a HEAD each; ``None`` when this
+        destination has nothing cheaper than ``head`` (the caller then heads every key)."""
+        return None
 
     def put_bytes(self, key: str, data: bytes) -> PutResult:
         import io
