@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Container, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from sharelift.engine.jobs import JobSpec
@@ -98,75 +101,179 @@ def _run_subtask(
     counts: Counter[str] = Counter()
     pending: list[OutcomeRow] = []
     last_flush = time.monotonic()
-    rows = iter_rows(manifest_path, subtask.start_row, subtask.stop_row)
-    for row, known_absent in _with_absence(rows, destination, done, job.dry_run):
-        if row.path in done:
-            counts["previously-done"] += 1
-            continue
-        now = time.time()
-        key = row.path
-        name = object_name(destination, key)
-        if row.action == "skip":
-            out = OutcomeRow(
-                row.path,
-                name,
-                subtask.index,
-                "skipped",
-                row.size,
-                row.mtime_ns,
-                None,
-                row.reason,
-                now,
-                now,
-            )
-        elif row.action == "error":
-            out = OutcomeRow(
-                row.path, name, subtask.index, "failed", row.size, None, None, row.reason, now, now
-            )
-        elif job.dry_run:
-            out = OutcomeRow(
-                row.path,
-                name,
-                subtask.index,
-                "skipped",
-                row.size,
-                row.mtime_ns,
-                None,
-                "dry run: nothing copied",
-                now,
-                now,
-            )
-        else:
-            entry = Entry(
-                row.path, EntryKind.FILE, size=row.size, mtime_ns=row.mtime_ns, mode=row.mode
-            )
-            result = copy_file(
-                source, destination, entry, key, progress=progress, known_absent=known_absent
-            )
-            out = OutcomeRow(
-                row.path,
-                name,
-                subtask.index,
-                result.status.value,
-                result.size,
-                row.mtime_ns,
-                result.crc64,
-                result.reason,
-                result.started,
-                result.finished,
-            )
-            if result.status.value == "failed":
-                log.warning("failed: %s: %s", row.path, result.reason)
+
+    def settle(out: OutcomeRow) -> None:
+        nonlocal pending, last_flush
         counts[out.status] += 1
         pending.append(out)
+        if out.status == "failed":
+            log.warning("failed: %s: %s", out.path, out.reason)
         if on_file is not None:
             on_file(out)
         if len(pending) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
             state.record(job.name, run_id, pending)
             pending = []
             last_flush = time.monotonic()
+
+    threads = copy_threads() if source.features.threaded_clones else 1
+    with _Copier(source, destination, subtask.index, progress, threads) as copier:
+        rows = iter_rows(manifest_path, subtask.start_row, subtask.stop_row)
+        for row, known_absent in _with_absence(rows, destination, done, job.dry_run):
+            if row.path in done:
+                counts["previously-done"] += 1
+                continue
+            now = time.time()
+            name = object_name(destination, row.path)
+            if row.action == "skip":
+                settle(
+                    OutcomeRow(
+                        row.path,
+                        name,
+                        subtask.index,
+                        "skipped",
+                        row.size,
+                        row.mtime_ns,
+                        None,
+                        row.reason,
+                        now,
+                        now,
+                    )
+                )
+            elif row.action == "error":
+                settle(
+                    OutcomeRow(
+                        row.path,
+                        name,
+                        subtask.index,
+                        "failed",
+                        row.size,
+                        None,
+                        None,
+                        row.reason,
+                        now,
+                        now,
+                    )
+                )
+            elif job.dry_run:
+                settle(
+                    OutcomeRow(
+                        row.path,
+                        name,
+                        subtask.index,
+                        "skipped",
+                        row.size,
+                        row.mtime_ns,
+                        None,
+                        "dry run: nothing copied",
+                        now,
+                        now,
+                    )
+                )
+            else:
+                for out in copier.submit(row, name, known_absent):
+                    settle(out)
+        for out in copier.drain():
+            settle(out)
     state.record(job.name, run_id, pending)
     return counts
+
+
+def copy_threads() -> int:
+    """Files of one subtask in flight at once (``SHARELIFT_COPY_THREADS``, default 4).
+
+    A put is mostly waiting on the network, so a few threads per subtask keep the link
+    busy even when the source's client holds the GIL while it reads.
+    """
+    try:
+        return max(1, min(32, int(os.environ.get("SHARELIFT_COPY_THREADS", "4"))))
+    except ValueError:
+        return 4
+
+
+class _Copier:
+    """Copies files on a few threads, each with its own source connection (libnfs contexts
+    and SMB sessions are not shared between threads); yields outcomes as they finish.
+    In-flight files are bounded, so memory stays at a few parts per thread."""
+
+    def __init__(
+        self,
+        source: Source,
+        destination: Destination,
+        subtask: int,
+        progress: ProgressCallback | None,
+        threads: int,
+    ) -> None:
+        self._source = source
+        self._destination = destination
+        self._subtask = subtask
+        self._progress = progress
+        self._threads = threads
+        self._local = threading.local()
+        self._clones: list[Source] = []
+        self._lock = threading.Lock()
+        self._pool = (
+            ThreadPoolExecutor(threads, thread_name_prefix="sharelift-copy")
+            if threads > 1
+            else None
+        )
+        self._in_flight: deque[Future[OutcomeRow]] = deque()
+
+    def __enter__(self) -> _Copier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        for clone in self._clones:
+            clone.close()
+
+    def _thread_source(self) -> Source:
+        src = getattr(self._local, "source", None)
+        if src is None:
+            src = self._source.clone()
+            with self._lock:
+                self._clones.append(src)
+            self._local.source = src
+        return src
+
+    def _copy(
+        self, row: ManifestRow, name: str, known_absent: bool, source: Source | None = None
+    ) -> OutcomeRow:
+        entry = Entry(row.path, EntryKind.FILE, size=row.size, mtime_ns=row.mtime_ns, mode=row.mode)
+        result = copy_file(
+            source or self._thread_source(),
+            self._destination,
+            entry,
+            row.path,
+            progress=self._progress,
+            known_absent=known_absent,
+        )
+        return OutcomeRow(
+            row.path,
+            name,
+            self._subtask,
+            result.status.value,
+            result.size,
+            row.mtime_ns,
+            result.crc64,
+            result.reason,
+            result.started,
+            result.finished,
+        )
+
+    def submit(self, row: ManifestRow, name: str, known_absent: bool) -> Iterator[OutcomeRow]:
+        if self._pool is None:
+            yield self._copy(row, name, known_absent, self._source)
+            return
+        self._in_flight.append(self._pool.submit(self._copy, row, name, known_absent))
+        while len(self._in_flight) >= 2 * self._threads:
+            yield self._in_flight.popleft().result()
+        while self._in_flight and self._in_flight[0].done():
+            yield self._in_flight.popleft().result()
+
+    def drain(self) -> Iterator[OutcomeRow]:
+        while self._in_flight:
+            yield self._in_flight.popleft().result()
 
 
 EXISTENCE_BATCH = 500

@@ -85,11 +85,13 @@ class SourceFeatures:
     ``reports_symlinks``: the protocol shows symlinks as such (SMB servers usually resolve
     them on the server side, or hide the ones that point outside the share).
     ``read_chunk_size``: the read size the backend is fastest with.
+    ``threaded_clones``: several ``clone()`` connections may run on threads of one process.
     """
 
     gil_bound: bool = False
     reports_symlinks: bool = True
     read_chunk_size: int = 1024 * 1024
+    threaded_clones: bool = True
 
 
 class Source(ABC):
@@ -117,6 +119,13 @@ class Source(ABC):
     @abstractmethod
     def open(self, path: str) -> ReadStream:
         """Open a regular file for reading."""
+
+    def clone(self) -> Source:
+        """A new, independent connection to the same source (one per copying thread:
+        client contexts such as libnfs's or an SMB session are not thread-safe)."""
+        from sharelift.storage import open_source
+
+        return open_source(self.address)  # type: ignore[attr-defined]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Safe to call twice."""

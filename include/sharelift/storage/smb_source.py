@@ -256,7 +256,11 @@ class SmbSource(Source):
     """Walk and read one SMB share (or a folder in it) with smbprotocol."""
 
     scheme = "smb"
-    features = SourceFeatures(gil_bound=True, reports_symlinks=False, read_chunk_size=CHUNK)
+    # threaded_clones=False: several sessions set up at once from one process (one client
+    # GUID) to Samba 4.17 hung in Session.connect waiting for an answer that never came.
+    features = SourceFeatures(
+        gil_bound=True, reports_symlinks=False, read_chunk_size=CHUNK, threaded_clones=False
+    )
 
     def __init__(self, address: SourceAddress) -> None:
         if address.protocol != "smb":
