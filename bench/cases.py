@@ -1,0 +1,262 @@
+"""What one measurement does, run in a fresh child process (``run.py --child``).
+
+The parent writes ``{"kind": ..., "params": {...}}`` as JSON to the child's stdin (secrets
+travel there, never on a command line) and reads one JSON line starting with ``RESULT``
+from its stdout. A fresh interpreter per case keeps the peak RSS honest: nothing the parent
+imported or allocated is counted, and one case cannot warm up another's caches of Python
+objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+RESULT = "RESULT "
+
+
+# -- addresses as plain dicts (stdin only) -------------------------------------------------
+
+
+def source_address(d: dict[str, Any]) -> Any:
+    from sharelift.addresses import SourceAddress
+
+    return SourceAddress(**d)
+
+
+def destination_address(d: dict[str, Any]) -> Any:
+    from sharelift.addresses import DestinationAddress
+
+    return DestinationAddress(**d)
+
+
+def _maxrss_mb() -> dict[str, float]:
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"maxrss_self_mb": self_kb / 1024, "maxrss_children_mb": kids_kb / 1024}
+
+
+# -- the copy engine alone -------------------------------------------------------------------
+
+
+def engine(p: dict[str, Any]) -> dict[str, Any]:
+    """``run_job`` as the demo runs it; phases timed by wrapping the runner's step functions."""
+    from sharelift.engine import runner
+    from sharelift.engine.jobs import JobSpec
+
+    marks: dict[str, list[float]] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                marks[name] = [t, time.perf_counter()]
+
+        return wrapper
+
+    for name in ("scan", "partition", "verify", "write_report"):
+        setattr(runner, name, timed(name, getattr(runner, name)))
+    job = JobSpec(
+        name=p["job"],
+        source="bench-src",
+        destination="bench-dst",
+        subtask_files=p["subtask_files"],
+        subtask_bytes=p["subtask_bytes"],
+    )
+    src = source_address(p["source"])
+    dst = destination_address(p["destination"])
+    t0 = time.perf_counter()
+    summary = runner.run_job(job, src, dst, work_dir=p["work_dir"], workers=p["workers"])
+    t1 = time.perf_counter()
+    phases = {}
+    if all(k in marks for k in ("scan", "partition", "verify", "write_report")):
+        phases = {
+            "setup+scan": marks["scan"][1] - t0,
+            "partition": marks["partition"][1] - marks["partition"][0],
+            "copy": marks["verify"][0] - marks["partition"][1],
+            "verify": marks["verify"][1] - marks["verify"][0],
+            "report": t1 - marks["verify"][1],
+        }
+    return {
+        "files": summary["files_copied"],
+        "bytes": summary["bytes_copied"],
+        "failed": summary["files_failed"],
+        "subtasks": summary.get("subtasks"),
+        "seconds": t1 - t0,
+        "phases": phases,
+        **_maxrss_mb(),
+    }
+
+
+# -- scanning ----------------------------------------------------------------------------
+
+
+def scan(p: dict[str, Any]) -> dict[str, Any]:
+    from sharelift.engine.jobs import JobSpec
+    from sharelift.engine.scan import scan as do_scan
+    from sharelift.storage import open_source
+
+    job = JobSpec(name="bench-scan", source="bench-src", destination="bench-dst")
+    with open_source(source_address(p["source"])) as source:
+        source.check()
+        t = time.perf_counter()
+        result = do_scan(source, job, p["manifest"])
+        seconds = time.perf_counter() - t
+    os.unlink(p["manifest"])
+    return {
+        "files": result.files_seen,
+        "bytes": result.bytes_seen,
+        "seconds": seconds,
+        **_maxrss_mb(),
+    }
+
+
+# -- raw reads with the backend's own source class ----------------------------------------
+
+
+def _read_paths(address: dict[str, Any], paths: list[str]) -> tuple[int, int]:
+    from sharelift.storage import open_source
+
+    files = size = 0
+    with open_source(source_address(address)) as source:
+        chunk = source.features.read_chunk_size
+        for path in paths:
+            with source.open(path) as f:
+                while data := f.read(chunk):
+                    size += len(data)
+            files += 1
+    return files, size
+
+
+def read(p: dict[str, Any]) -> dict[str, Any]:
+    with open(p["list"]) as f:
+        paths = [line.rstrip("\n") for line in f if line.strip()]
+    n = p["processes"]
+    t = time.perf_counter()
+    if n == 1:
+        files, size = _read_paths(p["source"], paths)
+    else:
+        with ProcessPoolExecutor(n) as pool:
+            parts = list(pool.map(_read_paths, [p["source"]] * n, [paths[i::n] for i in range(n)]))
+        files = sum(x[0] for x in parts)
+        size = sum(x[1] for x in parts)
+    return {"files": files, "bytes": size, "seconds": time.perf_counter() - t, **_maxrss_mb()}
+
+
+# -- the plain oss2 uploader (what a user writes first) ------------------------------------
+
+
+def oss2_upload(p: dict[str, Any]) -> dict[str, Any]:
+    import logging
+
+    import oss2
+
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    bucket = oss2.Bucket(
+        oss2.AuthV4(p["access_key_id"], p["access_key_secret"]),
+        p["endpoint"],
+        p["bucket"],
+        region=p["region"],
+    )
+    root = p["root"]
+    with open(p["list"]) as f:
+        rels = [line.rstrip("\n") for line in f if line.strip()]
+
+    def one(rel: str) -> int:
+        path = os.path.join(root, rel)
+        bucket.put_object_from_file(rel, path)
+        return os.path.getsize(path)
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(p["concurrency"]) as pool:
+        sizes = list(pool.map(one, rels))
+    return {
+        "files": len(sizes),
+        "bytes": sum(sizes),
+        "seconds": time.perf_counter() - t,
+        **_maxrss_mb(),
+    }
+
+
+# -- CRC-64 cost -----------------------------------------------------------------------------
+
+
+def crc(p: dict[str, Any]) -> dict[str, Any]:
+    """CRC-64 over the big set in memory, and a stream copy with and without it.
+
+    The stream copy is the shape of ``LocalDestination.put`` without the disk: the source
+    class's stream through ``ExactReader`` (which computes the CRC on the fly, or not with
+    ``track_crc=False``) into ``/dev/null``. Without the write the CRC is a larger share of
+    the work, so the figure is an upper bound of its cost in a real copy.
+    """
+    from sharelift.checksum import crc64
+    from sharelift.storage import open_source
+    from sharelift.storage.streaming import ExactReader
+
+    root = p["root"]
+    with open(p["list"]) as listing:
+        rels = [line.rstrip("\n") for line in listing if line.strip()]
+    total = 0
+    crc_seconds = 0.0
+    for rel in rels:
+        with open(os.path.join(root, rel), "rb") as f:
+            data = f.read()
+        total += len(data)
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            crc64(data)
+            best = min(best, time.perf_counter() - t)
+        crc_seconds += best
+        del data
+
+    src = source_address(p["source"])
+    sink = p["sink"]
+
+    def stream_all(track: bool) -> float:
+        t = time.perf_counter()
+        with open_source(src) as source:
+            for rel in rels:
+                size = os.path.getsize(os.path.join(root, rel))
+                with source.open(rel) as stream:
+                    reader = ExactReader(stream, size, rel, track_crc=track)
+                    with open(sink, "wb", buffering=0) as out:
+                        while chunk := reader.read(16 * 1024 * 1024):
+                            out.write(chunk)
+                    reader.finish()
+        return time.perf_counter() - t
+
+    with_crc: list[float] = []
+    without: list[float] = []
+    for i in range(p.get("repeats", 5)):
+        order = (True, False) if i % 2 == 0 else (False, True)
+        for track in order:
+            (with_crc if track else without).append(stream_all(track))
+    return {
+        "files": len(rels),
+        "bytes": total,
+        "crc_seconds": crc_seconds,
+        "crc_gb_s": total / crc_seconds / 1e9,
+        "stream_with_crc_s": min(with_crc),
+        "stream_without_crc_s": min(without),
+        "seconds": min(with_crc),
+        **_maxrss_mb(),
+    }
+
+
+CASES = {"engine": engine, "scan": scan, "read": read, "oss2": oss2_upload, "crc": crc}
+
+
+def child_main() -> int:
+    request = json.loads(sys.stdin.read())
+    result = CASES[request["kind"]](request["params"])
+    sys.stdout.write(RESULT + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
