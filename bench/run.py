@@ -40,7 +40,7 @@ if str(BENCH) not in sys.path:
 
 import cases  # noqa: E402
 import datagen  # noqa: E402
-import results  # noqa: E402
+import report  # noqa: E402
 
 DAG_ID = "sharelift_migrate"
 SETS = {"S": "small", "B": "big", "M": "many"}
@@ -839,10 +839,10 @@ class Bench:
         if not self.rows:
             return None
         self.info = machine_info()
-        report = results.Report(self)
-        text = report.markdown()
+        tables = report.Report(self)
+        text = tables.markdown()
         print()
-        print(report.console())
+        print(tables.console())
         if self.args.no_write:
             return None
         out_dir = BENCH / "results"
