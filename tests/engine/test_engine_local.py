@@ -129,3 +129,26 @@ def test_a_rerun_subtask_copies_nothing_twice(env) -> None:  # type: ignore[no-u
         second = run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
     assert first == {"copied": len(files)}
     assert second == {"previously-done": len(files)}
+
+
+def test_verify_turns_an_object_changed_after_its_copy_into_a_failed_file(env) -> None:  # type: ignore[no-untyped-def]
+    from sharelift.engine.copier import run_subtask
+    from sharelift.engine.state import StateStore
+    from sharelift.engine.verify import verify
+    from sharelift.storage import open_destination
+
+    files, src, dst, work, dst_root = env
+    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
+    paths = RunPaths(str(work), job.name, "run1")
+    state = StateStore(f"sqlite:///{work}/state.db")
+    with open_source(src) as source, open_destination(dst) as destination:
+        scan(source, job, paths.manifest)
+        (subtask,) = partition(paths.manifest, 1000, 10**12)
+        run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+        victim = sorted(files)[1]
+        (dst_root / "to" / victim).write_bytes(b"truncated")
+        ok, bad = verify(job.name, "run1", destination, state)
+    assert (ok, bad) == (len(files) - 1, 1)
+    (failed,) = list(state.iter_outcomes(job.name, "run1", status="failed"))
+    assert failed["path"] == victim and "size differs" in failed["reason"]
+    assert sum(1 for o in state.iter_outcomes(job.name, "run1") if o["verified"]) == len(files) - 1

@@ -239,17 +239,22 @@ class StateStore:
         """Set status/reason/verified for some paths (verification results)."""
         if not updates:
             return
+        # One executemany per shape of update: a statement per row cost ~0.8 s per 10k rows.
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for u in updates:
+            shapes.setdefault(tuple(sorted(k for k in u if k != "path")), []).append(u)
         with self.engine.begin() as conn:
-            for u in updates:
-                conn.execute(
+            for columns, rows in shapes.items():
+                stmt = (
                     outcomes.update()
                     .where(
                         outcomes.c.job == job,
                         outcomes.c.run_id == run_id,
-                        outcomes.c.path == u["path"],
+                        outcomes.c.path == sa.bindparam("b_path"),
                     )
-                    .values(**{k: v for k, v in u.items() if k != "path"})
+                    .values({c: sa.bindparam(f"b_{c}") for c in columns})
                 )
+                conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in rows])
 
     def counts(self, job: str, run_id: str) -> dict[str, tuple[int, int]]:
         """status -> (files, bytes)."""
