@@ -45,6 +45,7 @@ class ExactReader:
         self._chunk_size = chunk_size
         self._progress = progress
         self._buf = memoryview(b"")
+        self._whole: bytes | None = None  # the chunk in _buf while none of it is taken
         self._remaining = size  # bytes not yet pulled from the source
 
     def __len__(self) -> int:
@@ -73,8 +74,19 @@ class ExactReader:
         if self._progress is not None and data:
             self._progress(len(data))
         self._buf = memoryview(data)
+        self._whole = bytes(data) if not isinstance(data, bytes) else data
         if self._remaining == 0:
             self._check_eof()
+
+    def _take(self, n: int) -> bytes | memoryview:
+        """Up to ``n`` buffered bytes; the chunk itself (no copy) when all of it is taken."""
+        if self._whole is not None and n >= len(self._buf):
+            out: bytes | memoryview = self._whole
+        else:
+            out = self._buf[:n]
+        self._whole = None
+        self._buf = self._buf[len(out) :]
+        return out
 
     def _check_eof(self) -> None:
         extra = self._stream.read(1)
@@ -90,9 +102,8 @@ class ExactReader:
             if self._remaining == 0:
                 return b""
             self._fill()
-        out = self._buf[:n]
-        self._buf = self._buf[len(out) :]
-        return bytes(out)
+        out = self._take(n)
+        return out if isinstance(out, bytes) else out.tobytes()
 
     def read_exact(self, n: int) -> bytes:
         """Exactly ``n`` bytes (or what is left): one part of a multipart upload."""
@@ -103,12 +114,12 @@ class ExactReader:
                 if self._remaining == 0:
                     break
                 self._fill()
-            piece = self._buf[:need]
-            self._buf = self._buf[len(piece) :]
+            piece = self._take(need)
             pieces.append(piece)
             need -= len(piece)
-        if len(pieces) == 1 and isinstance(pieces[0], memoryview):
-            return pieces[0].tobytes()
+        if len(pieces) == 1:
+            only = pieces[0]
+            return only if isinstance(only, bytes) else only.tobytes()
         return b"".join(pieces)
 
     def finish(self) -> int:
