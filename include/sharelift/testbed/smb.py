@@ -43,6 +43,7 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
+import shutil
 import signal
 import stat
 import subprocess
@@ -125,6 +126,8 @@ class SmbServer:
         self.out_path = self.workdir / "log" / "smbd.out"
         self._proc: subprocess.Popen[bytes] | None = None
         self._out: object = None
+        self._rundir = self.workdir
+        self._own_rundir = False
 
     def __repr__(self) -> str:
         return f"SmbServer(//{self.host}:{self.port}/{self.share} -> {self.share_dir})"
@@ -139,11 +142,21 @@ class SmbServer:
         for name in _STATE_DIRS:
             (self.workdir / name).mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir / "private", 0o700)
+        # Unix socket paths are limited to 108 bytes: a deep work folder (pytest's tmp_path
+        # grows with its run counter) gets a short folder of its own for the socket dirs.
+        self._rundir = self.workdir
         if len(str(self.workdir / "lock" / "msg.sock")) > _MAX_SOCKET_DIR:
-            raise TestbedError(
-                f"work folder {self.workdir} is too long a path for smbd's unix sockets "
-                f"(keep it under ~{_MAX_SOCKET_DIR - 20} characters)"
-            )
+            self._rundir = Path(tempfile.mkdtemp(prefix="slsmb-", dir="/tmp"))
+            self._own_rundir = True
+        for name in ("lock", "ncalrpc", "winbindd", "ntp_signd"):
+            (self._rundir / name).mkdir(parents=True, exist_ok=True)
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()  # also removes a socket folder made above
+            raise
+
+    def _start(self, timeout: float) -> SmbServer:
         uid, gids = self._ensure_unix_user()
         self._check_share_reachable(uid, gids)
 
@@ -160,13 +173,19 @@ class SmbServer:
             except TestbedError as exc:
                 last_error = str(exc)
                 port_taken = "Address already in use" in self._log_text()[seen:]
-                self.stop()
+                self._stop_process()
                 if not port_taken:
                     break
         raise TestbedError(last_error)
 
     def stop(self) -> None:
         """Stop smbd and every helper it forked (its process group). Safe to call twice."""
+        self._stop_process()
+        if self._own_rundir:
+            shutil.rmtree(self._rundir, ignore_errors=True)
+            self._rundir, self._own_rundir = self.workdir, False
+
+    def _stop_process(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
             self._signal_group(proc, signal.SIGTERM)
@@ -210,6 +229,7 @@ class SmbServer:
 
     def _write_conf(self) -> None:
         w = self.workdir
+        r = self._rundir
         conf = f"""\
 # Written by sharelift.testbed.smb.SmbServer; everything stays under {w}.
 [global]
@@ -219,15 +239,15 @@ class SmbServer:
   interfaces = {LOOPBACK}
   bind interfaces only = yes
   disable netbios = yes
-  lock directory = {w}/lock
+  lock directory = {r}/lock
   state directory = {w}/state
   cache directory = {w}/cache
   private dir = {w}/private
   pid directory = {w}/pid
-  ncalrpc dir = {w}/ncalrpc
+  ncalrpc dir = {r}/ncalrpc
   binddns dir = {w}/binddns
-  winbindd socket directory = {w}/winbindd
-  ntp signd socket directory = {w}/private/ntp_signd
+  winbindd socket directory = {r}/winbindd
+  ntp signd socket directory = {r}/ntp_signd
   smb passwd file = {w}/private/smbpasswd
   passdb backend = tdbsam:{w}/private/passdb.tdb
   log file = {w}/log/smbd.log
