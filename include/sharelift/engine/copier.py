@@ -124,51 +124,14 @@ def _run_subtask(
                 continue
             now = time.time()
             name = object_name(destination, row.path)
+
             if row.action == "skip":
-                settle(
-                    OutcomeRow(
-                        row.path,
-                        name,
-                        subtask.index,
-                        "skipped",
-                        row.size,
-                        row.mtime_ns,
-                        None,
-                        row.reason,
-                        now,
-                        now,
-                    )
-                )
+                settle(_decided(row, name, subtask.index, "skipped", row.reason, row.mtime_ns, now))
             elif row.action == "error":
-                settle(
-                    OutcomeRow(
-                        row.path,
-                        name,
-                        subtask.index,
-                        "failed",
-                        row.size,
-                        None,
-                        None,
-                        row.reason,
-                        now,
-                        now,
-                    )
-                )
+                settle(_decided(row, name, subtask.index, "failed", row.reason, None, now))
             elif job.dry_run:
-                settle(
-                    OutcomeRow(
-                        row.path,
-                        name,
-                        subtask.index,
-                        "skipped",
-                        row.size,
-                        row.mtime_ns,
-                        None,
-                        "dry run: nothing copied",
-                        now,
-                        now,
-                    )
-                )
+                reason = "dry run: nothing copied"
+                settle(_decided(row, name, subtask.index, "skipped", reason, row.mtime_ns, now))
             else:
                 for out in copier.submit(row, name, known_absent):
                     settle(out)
@@ -176,6 +139,19 @@ def _run_subtask(
             settle(out)
     state.record(job.name, run_id, pending)
     return counts
+
+
+def _decided(
+    row: ManifestRow,
+    name: str,
+    subtask: int,
+    status: str,
+    reason: str,
+    mtime: int | None,
+    now: float,
+) -> OutcomeRow:
+    """An outcome known without touching the destination (skip, scan error, dry run)."""
+    return OutcomeRow(row.path, name, subtask, status, row.size, mtime, None, reason, now, now)
 
 
 def copy_threads() -> int:
