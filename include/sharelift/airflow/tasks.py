@@ -211,15 +211,7 @@ def scan_step(
                 not_newer_than_ns=window.not_newer_than_ns,
                 progress=progress,
             )
-    state.upsert_run(
-        job.name,
-        run_id,
-        state="Scan Finished",
-        files_scanned=result.files_seen,
-        bytes_scanned=result.bytes_seen,
-        files_to_copy=result.files_to_copy,
-        bytes_to_copy=result.bytes_to_copy,
-    )
+    state.record_scan(job.name, run_id, result)
     state.close()
     log.info(
         "Scan Finished: %d files to copy (%.1f MB); %d seen; skipped %s; left out %s; errors %d",

@@ -106,15 +106,7 @@ def run_job(
                 job.name, run_id, files_scanned=n, bytes_scanned=b
             ),
         )
-        state.upsert_run(
-            job.name,
-            run_id,
-            state="Scan Finished",
-            files_scanned=result.files_seen,
-            bytes_scanned=result.bytes_seen,
-            files_to_copy=result.files_to_copy,
-            bytes_to_copy=result.bytes_to_copy,
-        )
+        state.record_scan(job.name, run_id, result)
         subtasks = partition(paths.manifest, job.subtask_files, job.subtask_bytes)
         state.upsert_run(job.name, run_id, state="Migrating", subtasks=len(subtasks))
         pool: Executor

@@ -145,6 +145,18 @@ class StateStore:
                 values.setdefault("started_at", time.time())
                 conn.execute(runs.insert().values(job=job, run_id=run_id, **values))
 
+    def record_scan(self, job: str, run_id: str, result: Any) -> None:
+        """SPEC "Scan Finished": the totals of a finished scan (a ``ScanResult``)."""
+        self.upsert_run(
+            job,
+            run_id,
+            state="Scan Finished",
+            files_scanned=result.files_seen,
+            bytes_scanned=result.bytes_seen,
+            files_to_copy=result.files_to_copy,
+            bytes_to_copy=result.bytes_to_copy,
+        )
+
     def get_run(self, job: str, run_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = (
