@@ -458,9 +458,36 @@ def test_a_source_inherited_through_fork_reconnects_in_the_child(
 ) -> None:
     write(area, "forked.txt", b"forked")
     assert read_all(source, "forked.txt") == b"forked"  # parent connection in use
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        assert pool.apply(_read_in_child, (source, "forked.txt")) == b"forked"
+    assert _in_forked_child(source, "forked.txt") == b"forked"
     assert read_all(source, "forked.txt") == b"forked"  # parent connection still fine
+
+
+def _in_forked_child(source: NfsSource, rel: str) -> bytes:
+    """Read in a bare forked child that leaves with os._exit.
+
+    A fork of the test process (which also runs Airflow, SMB client threads, ...) must not
+    run inherited atexit handlers or pool shutdown: a multiprocessing.Pool worker once hung
+    there on a clean-clone run. The child is killed if it does not answer in time.
+    """
+    parent, child = multiprocessing.Pipe(duplex=False)
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 0
+        try:
+            child.send(_read_in_child(source, rel))
+        except BaseException:  # noqa: BLE001 - report nothing, exit non-zero
+            code = 1
+        os._exit(code)
+    try:
+        if not parent.poll(60):
+            raise AssertionError("forked child did not answer within 60 s")
+        return parent.recv()  # type: ignore[no-any-return]
+    finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
 
 
 def test_nfs_version_4_walks_and_reads_too(area: Path, address: SourceAddress) -> None:
