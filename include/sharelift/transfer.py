@@ -32,6 +32,7 @@ class FileOutcome:
     reason: str = ""
     started: float = 0.0
     finished: float = 0.0
+    etag: str | None = None
 
 
 def skip_reason(entry: Entry, existing: ObjectInfo | None) -> str | None:
@@ -94,6 +95,7 @@ def copy_file(
             crc64=result.crc64,
             started=started,
             finished=time.time(),
+            etag=result.etag,
         )
     except FileError as exc:
         reason = exc.reason

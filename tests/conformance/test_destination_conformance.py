@@ -228,3 +228,21 @@ def test_existing_when_offered_agrees_with_head(destination_env: DestinationEnv)
     if found is None:
         pytest.skip(f"{destination_env.backend} destination has nothing cheaper than head")
     assert found == {k for k in asked if dest.head(k) is not None}
+
+
+def test_listed_when_offered_gives_the_size_and_etag_of_head_and_put(
+    destination_env: DestinationEnv,
+) -> None:
+    dest = destination_env.destination()
+    puts = {
+        key: dest.put(key, io.BytesIO(key.encode()), len(key)) for key in ["l/a", "l/bb", "top2"]
+    }
+    listed = dest.listed(["l/a", "l/bb", "l/none", "top2", "nowhere/x"])
+    if listed is None:
+        pytest.skip(f"{destination_env.backend} destination has nothing cheaper than head")
+    assert set(listed) == set(puts)
+    for key, put in puts.items():
+        head = dest.head(key)
+        assert head is not None
+        assert listed[key].size == head.size == len(key)
+        assert put.etag is not None and listed[key].etag == head.etag == put.etag

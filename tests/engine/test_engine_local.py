@@ -152,3 +152,94 @@ def test_verify_turns_an_object_changed_after_its_copy_into_a_failed_file(env) -
     (failed,) = list(state.iter_outcomes(job.name, "run1", status="failed"))
     assert failed["path"] == victim and "size differs" in failed["reason"]
     assert sum(1 for o in state.iter_outcomes(job.name, "run1") if o["verified"]) == len(files) - 1
+
+
+def test_verify_heads_only_objects_the_listing_shows_changed(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from sharelift.engine.copier import run_subtask
+    from sharelift.engine.state import StateStore
+    from sharelift.engine.verify import verify
+    from sharelift.storage import open_destination
+
+    files, src, dst, work, dst_root = env
+    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
+    paths = RunPaths(str(work), job.name, "run1")
+    state = StateStore(f"sqlite:///{work}/state.db")
+    with open_source(src) as source, open_destination(dst) as destination:
+        scan(source, job, paths.manifest)
+        (subtask,) = partition(paths.manifest, 1000, 10**12)
+        run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+        victim = sorted(files)[2]
+        replacement = bytes(b ^ 0xFF for b in files[victim])  # same size, other bytes
+        new = dst_root / "to" / (victim + ".new")
+        new.write_bytes(replacement)
+        new.rename(dst_root / "to" / victim)
+        headed: list[str] = []
+        real_head = destination.head
+        monkeypatch.setattr(destination, "head", lambda k: headed.append(k) or real_head(k))
+        ok, bad = verify(job.name, "run1", destination, state)
+    assert (ok, bad) == (len(files) - 1, 1)
+    assert headed == [victim]
+    (failed,) = list(state.iter_outcomes(job.name, "run1", status="failed"))
+    assert failed["path"] == victim and "CRC-64 differs" in failed["reason"]
+
+
+def test_outcomes_are_recorded_only_after_the_destination_committed_their_bytes(
+    env, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import contextlib
+
+    from sharelift.engine import copier
+    from sharelift.engine.state import StateStore
+    from sharelift.storage import open_destination
+
+    files, src, dst, work, _ = env
+    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
+    paths = RunPaths(str(work), job.name, "run1")
+    state = StateStore(f"sqlite:///{work}/state.db")
+    events: list[str] = []
+    monkeypatch.setattr(copier, "FLUSH_EVERY", 7)
+    real_record = state.record
+    monkeypatch.setattr(
+        state, "record", lambda *a: events.append(f"record {len(list(a[2]))}") or real_record(*a)
+    )
+    with open_source(src) as source, open_destination(dst) as destination:
+        real_batch = destination.batch
+
+        @contextlib.contextmanager
+        def batch():  # type: ignore[no-untyped-def]
+            with real_batch() as commit:
+                yield lambda: (events.append("commit"), commit())
+
+        monkeypatch.setattr(destination, "batch", batch)
+        scan(source, job, paths.manifest)
+        (subtask,) = partition(paths.manifest, 1000, 10**12)
+        counts = copier.run_subtask(
+            job, "run1", subtask, paths.manifest, source, destination, state
+        )
+    assert counts == {"copied": len(files)}
+    records = [i for i, e in enumerate(events) if e.startswith("record")]
+    assert len(records) >= len(files) // 7
+    assert all(events[i - 1] == "commit" for i in records)
+
+
+def test_a_state_database_from_before_the_etag_column_gets_it_added(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from sharelift.engine.state import StateStore
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE sharelift_file_outcomes (job VARCHAR(63), run_id VARCHAR(250), "
+                "path TEXT, object_key TEXT, subtask INTEGER, status VARCHAR(16), size BIGINT, "
+                "mtime_ns BIGINT, crc64 VARCHAR(20), reason TEXT, started_at FLOAT, "
+                "finished_at FLOAT, verified BOOLEAN, PRIMARY KEY (job, run_id, path))"
+            )
+        )
+    engine.dispose()
+    state = StateStore(url)
+    columns = {c["name"] for c in sa.inspect(state.engine).get_columns("sharelift_file_outcomes")}
+    assert "etag" in columns
+    StateStore(url).close()  # a second opening finds it there and changes nothing

@@ -101,43 +101,53 @@ def _run_subtask(
     counts: Counter[str] = Counter()
     pending: list[OutcomeRow] = []
     last_flush = time.monotonic()
+    threads = copy_threads() if source.features.threaded_clones else 1
 
-    def settle(out: OutcomeRow) -> None:
-        nonlocal pending, last_flush
-        counts[out.status] += 1
-        pending.append(out)
-        if out.status == "failed":
-            log.warning("failed: %s: %s", out.path, out.reason)
-        if on_file is not None:
-            on_file(out)
-        if len(pending) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
+    with destination.batch() as commit:
+
+        def flush() -> None:
+            """Bytes first, then the record: a file is never recorded before it is safe."""
+            nonlocal pending, last_flush
+            commit()
             state.record(job.name, run_id, pending)
             pending = []
             last_flush = time.monotonic()
 
-    threads = copy_threads() if source.features.threaded_clones else 1
-    with _Copier(source, destination, subtask.index, progress, threads) as copier:
-        rows = iter_rows(manifest_path, subtask.start_row, subtask.stop_row)
-        for row, known_absent in _with_absence(rows, destination, done, job.dry_run):
-            if row.path in done:
-                counts["previously-done"] += 1
-                continue
-            now = time.time()
-            name = object_name(destination, row.path)
+        def settle(out: OutcomeRow) -> None:
+            counts[out.status] += 1
+            pending.append(out)
+            if out.status == "failed":
+                log.warning("failed: %s: %s", out.path, out.reason)
+            if on_file is not None:
+                on_file(out)
+            if len(pending) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
+                flush()
 
-            if row.action == "skip":
-                settle(_decided(row, name, subtask.index, "skipped", row.reason, row.mtime_ns, now))
-            elif row.action == "error":
-                settle(_decided(row, name, subtask.index, "failed", row.reason, None, now))
-            elif job.dry_run:
-                reason = "dry run: nothing copied"
-                settle(_decided(row, name, subtask.index, "skipped", reason, row.mtime_ns, now))
-            else:
-                for out in copier.submit(row, name, known_absent):
-                    settle(out)
-        for out in copier.drain():
-            settle(out)
-    state.record(job.name, run_id, pending)
+        with _Copier(source, destination, subtask.index, progress, threads) as copier:
+            rows = iter_rows(manifest_path, subtask.start_row, subtask.stop_row)
+            decided = _with_absence(rows, destination, done, job.dry_run)
+            if threads == 1 and source.features.prefetch and not job.dry_run:
+                decided = _announced(decided, source, source.features.prefetch)
+            for row, known_absent in decided:
+                if row.path in done:
+                    counts["previously-done"] += 1
+                    continue
+                now = time.time()
+                name = object_name(destination, row.path)
+                if row.action == "skip":
+                    reason, mtime = row.reason, row.mtime_ns
+                    settle(_decided(row, name, subtask.index, "skipped", reason, mtime, now))
+                elif row.action == "error":
+                    settle(_decided(row, name, subtask.index, "failed", row.reason, None, now))
+                elif job.dry_run:
+                    reason = "dry run: nothing copied"
+                    settle(_decided(row, name, subtask.index, "skipped", reason, row.mtime_ns, now))
+                else:
+                    for out in copier.submit(row, name, known_absent):
+                        settle(out)
+            for out in copier.drain():
+                settle(out)
+        flush()
     return counts
 
 
@@ -235,6 +245,7 @@ class _Copier:
             result.reason,
             result.started,
             result.finished,
+            result.etag,
         )
 
     def submit(self, row: ManifestRow, name: str, known_absent: bool) -> Iterator[OutcomeRow]:
@@ -270,3 +281,21 @@ def _with_absence(
         found = destination.existing(keys) if keys and not dry_run else None
         for row in batch:
             yield row, found is not None and row.action == "copy" and row.path not in found
+
+
+def _announced(
+    rows: Iterator[tuple[ManifestRow, bool]], source: Source, depth: int
+) -> Iterator[tuple[ManifestRow, bool]]:
+    """Yield ``rows`` unchanged while telling the source, ``depth`` rows ahead, which files
+    will be opened (``Source.prefetch``). Only files known to be absent at the destination
+    are announced: any other may be skipped after its HEAD, and reading it ahead would be
+    wasted."""
+    window: deque[tuple[ManifestRow, bool]] = deque()
+    for item in rows:
+        window.append(item)
+        row, known_absent = item
+        if known_absent:
+            source.prefetch([row.path])
+        if len(window) > depth:
+            yield window.popleft()
+    yield from window

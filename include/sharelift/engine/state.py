@@ -60,6 +60,9 @@ outcomes = sa.Table(
     sa.Column("started_at", sa.Float),
     sa.Column("finished_at", sa.Float),
     sa.Column("verified", sa.Boolean, default=False),
+    # The destination's tag of the object this run stored: verify compares it with a
+    # listing and heads only the objects whose tag or size differ.
+    sa.Column("etag", sa.String(80)),
 )
 sa.Index("ix_outcomes_status", outcomes.c.job, outcomes.c.run_id, outcomes.c.status)
 
@@ -76,6 +79,7 @@ class OutcomeRow:
     reason: str
     started_at: float
     finished_at: float
+    etag: str | None = None
 
     def as_dict(self, job: str, run_id: str) -> dict[str, Any]:
         return {
@@ -92,6 +96,7 @@ class OutcomeRow:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "verified": False,
+            "etag": self.etag,
         }
 
 
@@ -101,6 +106,28 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=60000")
     cur.close()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added after a table was first created (``create_all`` only makes missing
+    tables): a state database written by an earlier version keeps working."""
+    inspector = sa.inspect(engine)
+    for table in (runs, outcomes):
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have:
+                kind = column.type.compile(dialect=engine.dialect)
+                try:
+                    with engine.begin() as conn:
+                        conn.execute(
+                            sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+                        )
+                except sa.exc.DBAPIError:
+                    # Another task added it at the same moment; anything else shows next.
+                    if column.name not in {
+                        c["name"] for c in sa.inspect(engine).get_columns(table.name)
+                    }:
+                        raise
 
 
 class StateStore:
@@ -118,6 +145,7 @@ class StateStore:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     def __repr__(self) -> str:
         return f"StateStore({self.engine.url.render_as_string(hide_password=True)!r})"

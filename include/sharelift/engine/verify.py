@@ -1,9 +1,15 @@
 """Verify: every copied object's size and CRC-64 against what was read from the source.
 
-The put already compared the server's CRC in its response; this is the independent
-check after the fact (an object replaced or truncated between copy and verify, a server
-that acknowledged bytes it did not keep). A mismatch turns the file into a failed file.
-HEAD requests are I/O-bound, so a thread pool runs them.
+The put already compared the server's CRC with ours in its response; this is the
+independent check after the fact (an object replaced or truncated between copy and verify,
+a server that acknowledged bytes it did not keep). A mismatch turns the file into a failed
+file.
+
+A listing answers for a thousand objects at once: an object still listed with the size
+and ETag its put returned is the very object whose CRC the server confirmed, so only the
+others (ETag or size changed, missing, or a destination without listings) get a HEAD and
+a CRC comparison. On set S (10,000 small files) a HEAD each took 12 of 27.5 s of the run;
+the listing takes 0.15 s. HEAD requests are I/O-bound, so a thread pool runs them.
 """
 
 from __future__ import annotations
@@ -13,19 +19,19 @@ from typing import Any
 
 from sharelift.engine.state import StateStore
 from sharelift.errors import SharelIftError
-from sharelift.storage.base import Destination
+from sharelift.storage.base import Destination, ObjectInfo
 
 BATCH = 2000
 
 
+def _relative_key(row: dict[str, Any], prefix: str) -> str:
+    key: str = row["object_key"]
+    return key[len(prefix) :] if prefix and key.startswith(prefix) else key
+
+
 def _check(destination: Destination, row: dict[str, Any], prefix: str) -> dict[str, Any]:
-    key = (
-        row["object_key"][len(prefix) :]
-        if prefix and row["object_key"].startswith(prefix)
-        else row["object_key"]
-    )
     try:
-        info = destination.head(key)
+        info = destination.head(_relative_key(row, prefix))
     except SharelIftError as exc:
         return {"path": row["path"], "status": "failed", "reason": f"verification failed: {exc}"}
     expected_crc = int(row["crc64"]) if row["crc64"] is not None else None
@@ -40,6 +46,16 @@ def _check(destination: Destination, row: dict[str, Any], prefix: str) -> dict[s
     return {"path": row["path"], "status": "failed", "reason": f"verification failed: {why}"}
 
 
+def _unchanged(row: dict[str, Any], listed: ObjectInfo | None) -> bool:
+    """The listed object is the one this run's put stored (same ETag and size)."""
+    return (
+        listed is not None
+        and row.get("etag") is not None
+        and listed.etag == row["etag"]
+        and listed.size == row["size"]
+    )
+
+
 def verify(
     job: str, run_id: str, destination: Destination, state: StateStore, workers: int = 16
 ) -> tuple[int, int]:
@@ -51,7 +67,16 @@ def verify(
 
         def flush() -> None:
             nonlocal ok, bad
-            results = list(pool.map(lambda r: _check(destination, r, prefix), batch))
+            with_tag = [r for r in batch if r.get("etag")]
+            listed = destination.listed([_relative_key(r, prefix) for r in with_tag]) or {}
+            results: list[dict[str, Any]] = []
+            to_head: list[dict[str, Any]] = []
+            for row in batch:
+                if _unchanged(row, listed.get(_relative_key(row, prefix))):
+                    results.append({"path": row["path"], "verified": True})
+                else:
+                    to_head.append(row)
+            results.extend(pool.map(lambda r: _check(destination, r, prefix), to_head))
             state.mark(job, run_id, results)
             ok += sum(1 for r in results if r.get("verified"))
             bad += sum(1 for r in results if r.get("status") == "failed")

@@ -25,6 +25,7 @@ Error contract (every backend, checked by ``tests/conformance``):
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -86,12 +87,15 @@ class SourceFeatures:
     them on the server side, or hide the ones that point outside the share).
     ``read_chunk_size``: the read size the backend is fastest with.
     ``threaded_clones``: several ``clone()`` connections may run on threads of one process.
+    ``prefetch``: how many files ahead the engine should announce with ``Source.prefetch``
+    (0: the source gains nothing from it).
     """
 
     gil_bound: bool = False
     reports_symlinks: bool = True
     read_chunk_size: int = 1024 * 1024
     threaded_clones: bool = True
+    prefetch: int = 0
 
 
 class Source(ABC):
@@ -119,6 +123,12 @@ class Source(ABC):
     @abstractmethod
     def open(self, path: str) -> ReadStream:
         """Open a regular file for reading."""
+
+    def prefetch(self, paths: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """A hint: these files will be opened next, in this order. A source whose protocol
+        can keep several requests in flight may start opening and reading them now, and
+        ``open`` takes the answer. Files announced but never opened cost nothing but the
+        work done ahead. Never raises: problems show when the file is opened."""
 
     def clone(self) -> Source:
         """A new, independent connection to the same source (one per copying thread:
@@ -153,6 +163,7 @@ class ObjectInfo:
     mode: int | None = None
     last_modified_ns: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +173,7 @@ class PutResult:
     crc64: int
     multipart: bool = False
     resumed_bytes: int = 0  # bytes of parts already uploaded by an earlier, interrupted try
+    etag: str | None = None  # the destination's tag of the stored object, when it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,10 +255,24 @@ class Destination(ABC):
     @abstractmethod
     def delete(self, key: str) -> None: ...
 
-    def existing(self, keys: Sequence[str]) -> set[str] | None:
-        """Which of ``keys`` exist, by listing rather than a HEAD each; ``None`` when this
-        destination has nothing cheaper than ``head`` (the caller then heads every key)."""
+    def listed(self, keys: Sequence[str]) -> dict[str, ObjectInfo] | None:
+        """Those of ``keys`` that exist, with size and ETag, by listing rather than a HEAD
+        each; ``None`` when this destination has nothing cheaper than ``head`` (the caller
+        then heads every key)."""
         return None
+
+    def existing(self, keys: Sequence[str]) -> set[str] | None:
+        """Which of ``keys`` exist (see ``listed``)."""
+        found = self.listed(keys)
+        return None if found is None else set(found)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Callable[[], None]]:
+        """Puts made inside may defer their durability; the ``commit`` yielded makes every
+        put that has returned durable. The engine commits before it records outcomes, so
+        a file is never recorded as copied before its bytes are safe. By default every put
+        is durable when it returns and ``commit`` does nothing."""
+        yield lambda: None
 
     def put_bytes(self, key: str, data: bytes) -> PutResult:
         import io

@@ -8,15 +8,26 @@ set to the source mtime, so a file system without xattrs still supports the over
 
 A put writes a hidden temporary file in the target folder, fsyncs it and renames it over
 the key, so a crash never leaves a partial file under a real name.
+
+Inside ``batch()`` (the engine's copy loop) the fsync per file is replaced by one
+``syncfs`` per commit, which the engine calls before it records the batch's outcomes: an
+fsync per small file cost more than everything else of the copy (the durable ``cp``
+floor here is 2,700 files/s against 12,600 without it). The rename still makes each file
+appear whole to a reader; after a power loss an unrecorded file may be short, and the next
+run re-copies it because its size differs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import errno
 import os
 import secrets
 import stat as stat_mod
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO
 
 from sharelift.addresses import DestinationAddress
@@ -47,6 +58,8 @@ class LocalDestination(Destination):
         self.transfer = transfer or TransferConfig()
         self.root = os.path.normpath(address.path)
         self.base = os.path.join(self.root, address.prefix) if address.prefix else self.root
+        self._batched = 0  # open ``batch()`` contexts: puts skip their own fsync
+        self._batch_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LocalDestination({self.address.name!r}, {self.base!r})"
@@ -85,6 +98,7 @@ class LocalDestination(Destination):
             source_mtime_ns=mtime if mtime is not None else st.st_mtime_ns,
             mode=_get_int_xattr(path, XATTR_MODE),
             last_modified_ns=st.st_ctime_ns,
+            etag=_etag(st),
         )
 
     def put(
@@ -99,18 +113,11 @@ class LocalDestination(Destination):
     ) -> PutResult:
         path = self._path(key)
         folder = os.path.dirname(path)
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise DestinationError(key, f"cannot create folder: {_why(exc)}") from None
         tmp = os.path.join(
             folder, f".{os.path.basename(path)[:180]}{TMP_MARK}{secrets.token_hex(4)}"
         )
         reader = ExactReader(stream, size, key, progress=progress)
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise DestinationError(key, f"cannot create file: {_why(exc)}") from None
+        fd = self._create(key, folder, tmp)
         try:
             with os.fdopen(fd, "wb", buffering=0) as f:
                 while True:
@@ -119,17 +126,57 @@ class LocalDestination(Destination):
                         break
                     f.write(chunk)
                 crc = reader.finish()
-                os.fsync(f.fileno())
+                if not self._batched:
+                    os.fsync(f.fileno())
+                if source_mtime_ns is not None:
+                    os.utime(f.fileno(), ns=(source_mtime_ns, source_mtime_ns))
+                st = os.fstat(f.fileno())
             _set_xattrs(tmp, crc, source_mtime_ns, mode)
-            if source_mtime_ns is not None:
-                os.utime(tmp, ns=(source_mtime_ns, source_mtime_ns))
             os.replace(tmp, path)
         except BaseException as exc:
             _silent_unlink(tmp)
             if isinstance(exc, OSError):
                 raise DestinationError(key, f"cannot write file: {_why(exc)}") from None
             raise
-        return PutResult(key=key, size=size, crc64=crc)
+        return PutResult(key=key, size=size, crc64=crc, etag=_etag(st))
+
+    @staticmethod
+    def _create(key: str, folder: str, tmp: str) -> int:
+        """Open the temporary file, making its folder only when it is missing (a makedirs
+        per file is a stat per path component)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            return os.open(tmp, flags, 0o644)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise DestinationError(key, f"cannot create file: {_why(exc)}") from None
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise DestinationError(key, f"cannot create folder: {_why(exc)}") from None
+        try:
+            return os.open(tmp, flags, 0o644)
+        except OSError as exc:
+            raise DestinationError(key, f"cannot create file: {_why(exc)}") from None
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Callable[[], None]]:
+        with self._batch_lock:
+            self._batched += 1
+        try:
+            yield self._sync
+        finally:
+            try:
+                self._sync()
+            finally:
+                with self._batch_lock:
+                    self._batched -= 1
+
+    def _sync(self) -> None:
+        """Flush every file written so far on the destination's file system to disk."""
+        if os.path.isdir(self.root):
+            _syncfs(self.root)
 
     def open(self, key: str) -> ReadStream:
         return open(self._path(key), "rb")  # type: ignore[return-value]  # noqa: SIM115 - caller closes
@@ -156,6 +203,34 @@ class LocalDestination(Destination):
         found.sort(key=lambda o: o.key)
         return iter(found)
 
+    def listed(self, keys: Sequence[str]) -> dict[str, ObjectInfo] | None:
+        """One ``scandir`` per folder instead of a stat and three xattr reads per key."""
+        by_folder: dict[str, list[str]] = {}
+        for key in keys:
+            folder, _, name = key.rpartition("/")
+            by_folder.setdefault(folder, []).append(name)
+        found: dict[str, ObjectInfo] = {}
+        for folder, names in by_folder.items():
+            wanted = set(names)
+            try:
+                with os.scandir(self._path(folder) if folder else self.base) as it:
+                    for entry in it:
+                        if entry.name not in wanted or not entry.is_file(follow_symlinks=False):
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                        key = f"{folder}/{entry.name}" if folder else entry.name
+                        found[key] = ObjectInfo(
+                            key=key,
+                            size=st.st_size,
+                            last_modified_ns=st.st_ctime_ns,
+                            etag=_etag(st),
+                        )
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # no folder: none of its keys exist
+            except (OSError, DestinationError):
+                return None  # let the caller head every key and report per key
+        return found
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         _silent_unlink(path)
@@ -167,6 +242,26 @@ class LocalDestination(Destination):
             except OSError:
                 break
             folder = os.path.dirname(folder)
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _syncfs(path: str) -> None:
+    """``syncfs(2)`` (not in the os module): one file system, not every disk like sync."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _LIBC.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise DestinationError("", f"cannot flush the folder to disk: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def _etag(st: os.stat_result) -> str:
+    """What tells one stored file from any other put under the same name: a put makes a
+    new inode, and a rewrite in place changes the mtime or size."""
+    return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
 
 
 def _why(exc: OSError) -> str:
