@@ -601,3 +601,52 @@ def test_server_stops_every_process_it_started(share_dir: Path, tmp_path: Path) 
         server.stop()
     server.stop()
     assert not SmbServer._group_alive(pgid)
+
+
+# -- prefetch: compound opens sent ahead -------------------------------------------------
+
+
+def test_prefetched_files_read_back_equal_including_one_larger_than_a_read(
+    source: SmbSource, folder: Path
+) -> None:
+    files = {f"p{i}.bin": os.urandom(1000 * i + 1) for i in range(6)}
+    files["big.bin"] = os.urandom(3 * MiB + 5)
+    for name, data in files.items():
+        write(folder / name, data)
+    source.prefetch(sorted(files))
+    assert {name: read_all(source, name) for name in sorted(files)} == files
+
+
+def test_prefetched_files_not_opened_are_dropped_and_later_opens_work(
+    source: SmbSource, folder: Path
+) -> None:
+    for i in range(5):
+        write(folder / f"f{i}", f"data {i}".encode())
+    source.prefetch([f"f{i}" for i in range(5)])
+    assert read_all(source, "f3") == b"data 3"  # f0..f2 were announced, never opened
+    assert read_all(source, "f0") == b"data 0"  # opened after all, the ordinary way
+    source.close()  # f4's answer is still on the connection: closing drops it
+    assert read_all(source, "f4") == b"data 4"
+
+
+def test_a_prefetched_file_that_vanished_raises_source_file_not_found(
+    source: SmbSource, folder: Path
+) -> None:
+    write(folder / "here", b"here")
+    source.prefetch(["gone", "here"])
+    with pytest.raises(SourceFileNotFound):
+        source.open("gone")
+    assert read_all(source, "here") == b"here"
+
+
+def test_a_file_deleted_after_its_prefetch_is_still_read_whole_or_reported(
+    source: SmbSource, folder: Path
+) -> None:
+    write(folder / "late", b"late bytes")
+    source.prefetch(["late"])
+    (folder / "late").unlink()
+    try:
+        data = read_all(source, "late")
+    except SourceFileNotFound:
+        return
+    assert data == b"late bytes"  # the server answered before the delete: a whole copy
