@@ -196,7 +196,7 @@ def build_migration_dag(
     from airflow.task.trigger_rule import TriggerRule
 
     from sharelift.airflow import tasks as t
-    from sharelift.airflow.operators import NextIncrementalRunOperator
+    from sharelift.airflow.operators import queue_next_incremental_run
 
     @dag(
         dag_id=dag_id,
@@ -259,6 +259,13 @@ def build_migration_dag(
         ) -> dict[str, Any]:
             return t.report_step(job, get_current_context()["run_id"], scan_summary, verify_result)
 
+        @task(task_id="queue_next_run", trigger_rule=TriggerRule.ALL_DONE)
+        def queue_next_run() -> None:
+            import logging
+
+            params = dict(get_current_context()["params"])
+            queue_next_incremental_run(dag_id, params, logging.getLogger("sharelift"))
+
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def finish(report_result: dict[str, Any] | None) -> dict[str, Any]:
             return t.finish_step(report_result)
@@ -270,9 +277,6 @@ def build_migration_dag(
         verified = verify(job)
         copied >> verified
         reported = report(job, scanned, verified)
-        next_run = NextIncrementalRunOperator(
-            task_id="queue_next_run", trigger_dag_id=dag_id, trigger_rule=TriggerRule.ALL_DONE
-        )
-        reported >> next_run >> finish(reported)
+        reported >> queue_next_run() >> finish(reported)
 
     return migration()
