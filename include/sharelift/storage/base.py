@@ -81,8 +81,9 @@ class ReadStream(Protocol):
 class SourceFeatures:
     """What a source can do, advertised rather than probed with ``isinstance``.
 
-    ``gil_bound``: the client library holds the GIL while it works (libnfs, smbprotocol),
-    so the engine parallelises across processes instead of threads.
+    ``gil_bound``: much of a file's copy runs as Python under the GIL (smbprotocol builds
+    and parses every message in Python; NFS files are small enough that the per-file Python
+    work dominates), so the engine parallelises subtasks across processes, not threads.
     ``reports_symlinks``: the protocol shows symlinks as such (SMB servers usually resolve
     them on the server side, or hide the ones that point outside the share).
     ``read_chunk_size``: the read size the backend is fastest with.

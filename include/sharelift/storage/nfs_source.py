@@ -1,13 +1,28 @@
 """An NFS export as a source, through libnfs (a userspace NFS client: no mount, no root).
 
-Why processes, not threads: the libnfs Python binding (SWIG over the synchronous libnfs
-API) never releases the GIL, so a second thread in the same process only waits for the
-first. One libnfs context is also one TCP connection and is not thread-safe. The engine
-therefore parallelises NFS reads across processes (``features.gil_bound``); each process
-builds its own ``NfsSource`` from the ``SourceAddress``. An ``NfsSource`` pickles as its
-address (the connection is made again, lazily, on first use in the other process), and a
-source inherited through ``fork`` notices the new pid and reconnects instead of sharing
-the parent's socket. Open streams are not inherited: open files in the process that reads.
+Threads and processes: the libnfs Python binding (SWIG over the synchronous libnfs API)
+never releases the GIL, so every call that waits on the server (mount, open, stat,
+read, close, the READDIRPLUS RPCs of ``nfs_opendir``) goes through ``ctypes`` on the
+same libnfs instead: a ctypes call releases the GIL for its length, so other threads
+run while one waits. The binding is still used to make the context and parse the
+options URL. One libnfs context is one TCP connection and is not thread-safe: one
+context per thread, never shared; the copy engine gives each copying thread its own
+``clone()``, and ``walk`` lists the next folders on helper threads with their own
+contexts (``_Prefetcher``). The Python work per entry and per file still holds the GIL,
+so the engine keeps parallelising subtasks across processes (``features.gil_bound``);
+each process builds its own ``NfsSource`` from the ``SourceAddress``. An ``NfsSource``
+pickles as its address (the connection is made again, lazily, on first use in the other
+process), and a source inherited through ``fork`` notices the new pid and reconnects
+instead of sharing the parent's socket. Open streams are not inherited: open files in
+the process that reads.
+
+Measured on the test bed (ganesha on loopback, sharing the machine's 2 cores; "before"
+is every call through SWIG, both in the same run): ``walk`` of 1,000,000 files in folders
+of 1,000, 60-66k entries/s before, 104-110k/s with 3 helpers (about 60k/s without them;
+2 helpers give most of it, more gain nothing while ganesha takes 1.2 cores), walk-alone
+peak RSS 19 MB before, 21 MB after. Reading 10,000 files of 1-64 KiB: one thread ~1,600
+files/s either way (client CPU is mostly libnfs and the socket, not Python); 4 threads,
+each with its own clone, ~2,000 files/s before (1.2x) and 3,000-3,450 after (1.9-2.15x).
 
 How it talks to the server:
 
@@ -21,30 +36,41 @@ How it talks to the server:
 * ``walk`` lists each folder with ``nfs_opendir``/``nfs_readdir``: on NFSv3 that is
   READDIRPLUS, which returns mode, size and mtime (ns) with every name, so there is no
   stat per entry. (``NFS.listdir()`` returns names only and never closes the handle.)
+  After its first few folders, the walk has ``PREFETCH_THREADS`` helpers list the
+  folders it will enter next, so several listings are in flight while it yields; it
+  still yields the same entries in the same order, and a helper's failure surfaces only
+  when the walk reaches that folder (see ``_Prefetcher`` for the bounds).
 * ``open`` uses ``O_NOFOLLOW`` (libnfs returns ELOOP for a symlink) and then checks with
   ``fstat`` that it got a regular file (libnfs happily "opens" folders and fifos).
-* Every RPC has a timeout (``RPC_TIMEOUT_MS``): the binding does not wrap
-  ``nfs_set_timeout``, so it is called through ctypes on the same libnfs. Without it a
-  server that stops answering (but keeps the connection) blocks the caller for ever.
+* Every RPC has a timeout (``RPC_TIMEOUT_MS``, ``nfs_set_timeout``, which the binding
+  does not wrap). Without it a server that stops answering (but keeps the connection)
+  blocks the caller for ever.
 
-Binding quirks handled here: a name that is not valid UTF-8 raises ``UnicodeDecodeError``
-when read from ``nfsdirent.name`` (we read the raw ``char *`` with ctypes instead), path
-arguments must be ``str`` (``bytes`` raise ``TypeError``) and a ``str`` holding a lone
-surrogate crashes the interpreter with a segfault (we refuse such paths before calling).
-Functions return ``-errno`` and leave a message in ``nfs_get_error``. Handles are raw C
-pointers (using one after ``nfs_close``/``nfs_destroy_context`` is a use-after-free), so
-every handle here is closed exactly once and streams refuse to read after their source
-closed or in another process.
+The ctypes side: the functions are bound from the very libnfs the binding is linked to
+(found in /proc/self/maps), with ``struct nfs_stat_64`` and ``struct nfsdirent`` declared
+as in libnfs 4.0's nfsc/libnfs.h; the context pointer is ``int()`` of the SWIG object.
+Calls that never wait (``nfs_readdir``, ``nfs_closedir``, ``nfs_get_error``) keep the
+GIL (``PyDLL``): releasing and re-taking it would cost more than the call. Names are
+read as raw bytes and decoded with 'surrogateescape' (a name that is not valid UTF-8 is
+reported, not listed further or opened); paths with a lone surrogate or a NUL are
+refused before any call (through the binding they crashed the interpreter). Functions
+return ``-errno`` and leave a message in ``nfs_get_error``. Handles are raw C pointers
+(using one after ``nfs_close``/``nfs_destroy_context`` is a use-after-free), so every
+handle here is closed exactly once and streams refuse to read after their source closed
+or in another process.
 """
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import errno
 import os
+import queue
 import socket
 import stat as stat_mod
 import struct
+import threading
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -83,7 +109,18 @@ _NF3_TYPE_BITS = {
     6: stat_mod.S_IFSOCK,
     7: stat_mod.S_IFIFO,
 }
-_NAME_OFFSET = ctypes.sizeof(ctypes.c_void_p)  # struct nfsdirent { next; char *name; ... }
+
+# Listing ahead of the walk (see ``_Prefetcher``): helper threads, each with its own
+# context; folders submitted and not yet taken; finished listings' entries held before
+# no more are submitted; folders the walk lists alone before it starts the helpers.
+PREFETCH_THREADS = 3
+PREFETCH_FOLDERS = 32
+PREFETCH_ENTRIES = 100_000
+PREFETCH_AFTER = 8
+
+_Item = tuple[str, int, int, int]  # name, mode, size, mtime_ns: one entry of a listing
+_Positions = tuple[list[int], list[str]]  # where a listing's sub-folders are: index, name
+_Frame = list[Any]  # [prefix, items, index of the next item, _Positions | None]
 
 
 def _libnfs() -> Any:
@@ -97,41 +134,147 @@ def _libnfs() -> Any:
     return libnfs
 
 
-_c_libnfs: Any = None
+class _NfsStat64(ctypes.Structure):
+    """``struct nfs_stat_64`` of libnfs 4.0 (nfsc/libnfs.h): seventeen uint64_t."""
+
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in (
+            "nfs_dev",
+            "nfs_ino",
+            "nfs_mode",
+            "nfs_nlink",
+            "nfs_uid",
+            "nfs_gid",
+            "nfs_rdev",
+            "nfs_size",
+            "nfs_blksize",
+            "nfs_blocks",
+            "nfs_atime",
+            "nfs_mtime",
+            "nfs_ctime",
+            "nfs_atime_nsec",
+            "nfs_mtime_nsec",
+            "nfs_ctime_nsec",
+            "nfs_used",
+        )
+    ]
 
 
-def _set_timeout(ctx: Any, milliseconds: int) -> bool:
-    """``nfs_set_timeout`` through ctypes: the binding does not wrap it.
+class _Timeval(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
 
-    The function is called in the very libnfs the binding is linked to (found in
-    /proc/self/maps), with the context pointer the SWIG object holds. False when that
-    library cannot be found (then calls have no timeout).
+
+class _NfsDirent(ctypes.Structure):
+    """``struct nfsdirent`` of libnfs 4.0 (nfsc/libnfs.h); ``name`` reads as ``bytes``."""
+
+    _fields_ = [
+        ("next", ctypes.c_void_p),
+        ("name", ctypes.c_char_p),
+        ("inode", ctypes.c_uint64),
+        ("type", ctypes.c_uint32),
+        ("mode", ctypes.c_uint32),
+        ("size", ctypes.c_uint64),
+        ("atime", _Timeval),
+        ("mtime", _Timeval),
+        ("ctime", _Timeval),
+        ("uid", ctypes.c_uint32),
+        ("gid", ctypes.c_uint32),
+        ("nlink", ctypes.c_uint32),
+        ("dev", ctypes.c_uint64),
+        ("rdev", ctypes.c_uint64),
+        ("blksize", ctypes.c_uint64),
+        ("blocks", ctypes.c_uint64),
+        ("used", ctypes.c_uint64),
+        ("atime_nsec", ctypes.c_uint32),
+        ("mtime_nsec", ctypes.c_uint32),
+        ("ctime_nsec", ctypes.c_uint32),
+    ]
+
+
+class _CLib:
+    """The libnfs C functions this module calls, bound with ctypes.
+
+    ``CDLL`` functions release the GIL for the length of the call: every call that waits
+    on the server goes through them. ``PyDLL`` functions keep it: they only touch memory
+    (a released and re-taken GIL would cost more than the call, and a thread coming back
+    for it may wait up to ``sys.getswitchinterval()`` behind a busy one).
+    """
+
+    def __init__(self, path: str) -> None:
+        c = ctypes
+        vp = c.c_void_p
+        blocking = c.CDLL(path)
+        quick = c.PyDLL(path)
+
+        def bind(lib: Any, name: str, restype: Any, *argtypes: Any) -> Any:
+            fn = getattr(lib, name)
+            fn.restype = restype
+            fn.argtypes = list(argtypes)
+            return fn
+
+        self.nfs_mount = bind(blocking, "nfs_mount", c.c_int, vp, c.c_char_p, c.c_char_p)
+        self.nfs_open = bind(blocking, "nfs_open", c.c_int, vp, c.c_char_p, c.c_int, c.POINTER(vp))
+        self.nfs_fstat64 = bind(blocking, "nfs_fstat64", c.c_int, vp, vp, c.POINTER(_NfsStat64))
+        self.nfs_lstat64 = bind(
+            blocking, "nfs_lstat64", c.c_int, vp, c.c_char_p, c.POINTER(_NfsStat64)
+        )
+        self.nfs_read = bind(blocking, "nfs_read", c.c_int, vp, vp, c.c_uint64, vp)
+        # Not waiting on the server for a file opened read-only on NFSv3, but NFSv4 sends
+        # a CLOSE.
+        self.nfs_close = bind(blocking, "nfs_close", c.c_int, vp, vp)
+        self.nfs_opendir = bind(blocking, "nfs_opendir", c.c_int, vp, c.c_char_p, c.POINTER(vp))
+        # "never blocks" (libnfs.h): the listing is in memory after nfs_opendir.
+        self.nfs_readdir = bind(quick, "nfs_readdir", vp, vp, vp)
+        self.nfs_closedir = bind(quick, "nfs_closedir", None, vp, vp)
+        self.nfs_get_error = bind(quick, "nfs_get_error", c.c_char_p, vp)
+        self.nfs_set_timeout = bind(quick, "nfs_set_timeout", None, vp, c.c_int)
+
+    def error(self, ctx: int) -> str:
+        """``nfs_get_error``: the message of the context's last failure ('' if none)."""
+        raw = self.nfs_get_error(ctx)
+        return raw.decode("utf-8", "surrogateescape") if raw else ""
+
+
+_c_libnfs: Any = None  # _CLib once found, False if it cannot be
+_c_libnfs_lock = threading.Lock()
+
+
+def _clib() -> _CLib | None:
+    """The libnfs the binding is linked to, through ctypes (None if it cannot be found).
+
+    It must be the very library the SWIG binding uses (contexts are shared between the
+    two): it is found in /proc/self/maps, or is the binding's own extension module when
+    that has libnfs linked in statically.
     """
     global _c_libnfs
-    if _c_libnfs is None:
-        path = None
+    if _c_libnfs is not None:
+        return _c_libnfs or None
+    with _c_libnfs_lock:  # copy threads make their first clones at the same moment
+        if _c_libnfs is not None:
+            return _c_libnfs or None
+        nfs = _libnfs()
+        candidates = []
         try:
             with open("/proc/self/maps") as maps:
                 for line in maps:
                     if "/libnfs.so" in line:
-                        path = line.split(None, 5)[-1].strip()
+                        candidates.append(line.split(None, 5)[-1].strip())
                         break
         except OSError:
             pass
-        if path is None:
-            _c_libnfs = False
-            return False
-        try:
-            lib = ctypes.CDLL(path)
-            lib.nfs_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_int]
-            lib.nfs_set_timeout.restype = None
-            _c_libnfs = lib
-        except (OSError, AttributeError):
-            _c_libnfs = False
-    if not _c_libnfs:
-        return False
-    _c_libnfs.nfs_set_timeout(int(ctx), milliseconds)
-    return True
+        extension = getattr(getattr(nfs.libnfs, "_libnfs", None), "__file__", None)
+        if extension:
+            candidates.append(extension)
+        found: Any = False
+        for path in candidates:
+            try:
+                found = _CLib(path)
+                break
+            except (OSError, AttributeError):
+                continue
+        _c_libnfs = found
+    return _c_libnfs or None
 
 
 def _kind(mode: int) -> EntryKind:
@@ -205,8 +348,10 @@ class NfsSource(Source):
         self._root_abs = "/" + self.root_rel if self.root_rel else "/"
         self._nfs: Any = None
         self._ctx: Any = None
+        self._ctx_p = 0  # the context as a C pointer, for the ctypes calls
         self._pid = 0
         self._streams: weakref.WeakSet[_NfsReadStream] = weakref.WeakSet()
+        self._walks: weakref.WeakSet[_Prefetcher] = weakref.WeakSet()
 
     # -- pickling and fork: the address is the whole state ------------------------------
 
@@ -240,6 +385,11 @@ class NfsSource(Source):
     def _mount(self) -> tuple[Any, Any]:
         """A new mounted context, or ``_NfsCallError`` saying why not."""
         nfs = _libnfs()
+        lib = _clib()
+        if lib is None:
+            raise _NfsCallError(
+                -errno.ENOSYS, "libnfs's C library cannot be found in this process (ctypes)"
+            )
         ctx = nfs.nfs_init_context()
         if ctx is None:
             raise _NfsCallError(-errno.ENOMEM, "libnfs could not create a context")
@@ -253,10 +403,13 @@ class NfsSource(Source):
                 nfs.nfs_destroy_url(url)
             if not _valid_name(self.export):
                 raise _NfsCallError(-errno.EINVAL, "the export path is not valid UTF-8")
-            _set_timeout(ctx, RPC_TIMEOUT_MS)
-            rc = nfs.nfs_mount(ctx, server, self.export)
+            ctx_p = int(ctx)
+            lib.nfs_set_timeout(ctx_p, RPC_TIMEOUT_MS)
+            # Through ctypes: the mount's RPCs do not hold the GIL (helpers of a walk mount
+            # while the walk goes on).
+            rc = lib.nfs_mount(ctx_p, server.encode(), self.export.encode())
             if rc != 0:
-                raise _NfsCallError(rc, nfs.nfs_get_error(ctx) or _strerror(rc))
+                raise _NfsCallError(rc, lib.error(ctx_p) or _strerror(rc))
         except BaseException:
             nfs.nfs_destroy_context(ctx)
             raise
@@ -272,17 +425,27 @@ class NfsSource(Source):
             # send on the parent's connection); connect again.
             self._ctx = None
             self._streams = weakref.WeakSet()
+            self._walks = weakref.WeakSet()
         try:
             self._nfs, self._ctx = self._mount()
         except _NfsCallError as exc:
             raise AddressError(self.address.name, self._mount_failure(exc)) from None
+        self._ctx_p = int(self._ctx)
         self._pid = os.getpid()
         return self._nfs, self._ctx
 
+    def _c(self) -> tuple[_CLib, int]:
+        """The ctypes functions and this process's context pointer (connecting if needed)."""
+        self._context()
+        return _c_libnfs, self._ctx_p
+
     def close(self) -> None:
+        for walk in list(self._walks):
+            walk.close()
         for stream in list(self._streams):
             stream.close()
         ctx, self._ctx = self._ctx, None
+        self._ctx_p = 0
         if ctx is not None and self._pid == os.getpid():
             self._nfs.nfs_destroy_context(ctx)
 
@@ -314,12 +477,12 @@ class NfsSource(Source):
         """Raise ``AddressError`` naming the cause: unreachable, refused, missing export or
         sub-folder, or no permission to list it."""
         self._probe_ports()
-        nfs, ctx = self._context()
+        lib, ctx = self._c()
         where = self._describe_root()
-        st = nfs.nfs_stat_64()
-        rc = nfs.nfs_lstat64(ctx, self._root_abs, st)
+        st = _NfsStat64()
+        rc = lib.nfs_lstat64(ctx, self._root_abs.encode(), ctypes.byref(st))
         if rc != 0:
-            err = _NfsCallError(rc, nfs.nfs_get_error(ctx))
+            err = _NfsCallError(rc, lib.error(ctx))
             if err.is_not_found():
                 raise AddressError(self.address.name, f"{where} does not exist")
             if err.is_permission():
@@ -427,49 +590,39 @@ class NfsSource(Source):
 
     # -- listing -------------------------------------------------------------------------
 
-    def _list_dir(self, abs_path: str) -> list[tuple[str, int, int, int]]:
+    def _list_dir(self, abs_path: str) -> list[_Item]:
         """(name, mode, size, mtime_ns) of every entry of one folder, sorted by name.
 
         Names that are not valid UTF-8 come back decoded with 'surrogateescape'.
         """
-        nfs, ctx = self._context()
-        C = nfs.libnfs._libnfs
-        handle = nfs.new_NFSDirHandle()
-        try:
-            rc = nfs.nfs_opendir(ctx, abs_path, handle)
-            if rc != 0:
-                raise _NfsCallError(rc, nfs.nfs_get_error(ctx))
-            d = nfs.NFSDirHandle_value(handle)
-        finally:
-            nfs.delete_NFSDirHandle(handle)  # the pointer cell, not the listing
+        lib, ctx = self._c()
+        handle = ctypes.c_void_p()
+        rc = lib.nfs_opendir(ctx, abs_path.encode(), ctypes.byref(handle))  # all the RPCs
+        if rc != 0:
+            raise _NfsCallError(rc, lib.error(ctx))
+        d = handle.value
         out = []
-        get_name = C.nfsdirent_name_get
-        get_mode = C.nfsdirent_mode_get
-        get_type = C.nfsdirent_type_get
-        get_size = C.nfsdirent_size_get
-        get_mtime = C.nfsdirent_mtime_get
-        get_mtime_nsec = C.nfsdirent_mtime_nsec_get
-        get_sec = C.timeval_tv_sec_get
-        readdir = nfs.nfs_readdir
+        dirent = _NfsDirent.from_address
+        readdir = lib.nfs_readdir
         try:
-            while True:
-                de = readdir(ctx, d)
-                if de is None:
-                    break
-                try:
-                    name = get_name(de)
-                except UnicodeDecodeError:
-                    raw = ctypes.c_char_p.from_address(int(de.this) + _NAME_OFFSET).value or b""
-                    name = raw.decode("utf-8", "surrogateescape")
-                if name == "." or name == "..":
+            while de := readdir(ctx, d):
+                e = dirent(de)
+                raw = e.name or b""
+                if raw == b"." or raw == b"..":
                     continue
-                mode = get_mode(de)
+                mode = e.mode
                 if not stat_mod.S_IFMT(mode):
-                    mode |= _NF3_TYPE_BITS.get(get_type(de), 0)
-                mtime_ns = get_sec(get_mtime(de)) * 1_000_000_000 + get_mtime_nsec(de)
-                out.append((name, mode, get_size(de), mtime_ns))
+                    mode |= _NF3_TYPE_BITS.get(e.type, 0)
+                out.append(
+                    (
+                        raw.decode("utf-8", "surrogateescape"),
+                        mode,
+                        e.size,
+                        e.mtime.tv_sec * 1_000_000_000 + e.mtime_nsec,
+                    )
+                )
         finally:
-            nfs.nfs_closedir(ctx, d)
+            lib.nfs_closedir(ctx, d)
         out.sort(key=lambda item: item[0])
         return out
 
@@ -487,49 +640,65 @@ class NfsSource(Source):
             yield Entry(top_rel, EntryKind.DIR, error=_listing_error(err))
             return
         prefix = f"{top_rel}/" if top_rel else ""
-        stack: list[tuple[str, Iterator[tuple[str, int, int, int]]]] = [(prefix, iter(items))]
-        while stack:
-            prefix, it = stack[-1]
-            for name, mode, size, mtime_ns in it:
-                rel = prefix + name
-                kind = _kind(mode)
-                perm = stat_mod.S_IMODE(mode)
-                if not _valid_name(name):
-                    yield Entry(
-                        rel,
-                        kind,
-                        size=size if kind is EntryKind.FILE else 0,
-                        mtime_ns=mtime_ns,
-                        mode=perm,
-                        error="name is not valid UTF-8; it cannot be read through libnfs "
-                        "(and OSS keys must be UTF-8)",
-                    )
-                    continue
-                if kind is not EntryKind.DIR:
-                    yield Entry(
-                        rel,
-                        kind,
-                        size=size if kind is EntryKind.FILE else 0,
-                        mtime_ns=mtime_ns,
-                        mode=perm,
-                    )
-                    continue
-                try:
-                    children = self._list_dir(self._abs(rel))
-                except _NfsCallError as err:
-                    if err.is_connection():
-                        raise self._lost(rel, err) from None
-                    if err.errno == errno.ENOENT:
-                        continue  # removed between the two listings: it is simply not there
-                    yield Entry(
-                        rel, EntryKind.DIR, mtime_ns=mtime_ns, mode=perm, error=_listing_error(err)
-                    )
-                    continue
-                yield Entry(rel, EntryKind.DIR, mtime_ns=mtime_ns, mode=perm)
-                stack.append((rel + "/", iter(children)))
-                break
-            else:
-                stack.pop()
+        # One frame per open folder: [prefix, items, index of the next item, where its
+        # sub-folders are (made by the prefetcher when it looks ahead)].
+        stack: list[_Frame] = [[prefix, items, 0, None]]
+        ahead = _Prefetcher(self, stack)
+        try:
+            while stack:
+                frame = stack[-1]
+                prefix, items, i = frame[0], frame[1], frame[2]
+                n = len(items)
+                while i < n:
+                    name, mode, size, mtime_ns = items[i]
+                    i += 1
+                    rel = prefix + name
+                    kind = _kind(mode)
+                    perm = stat_mod.S_IMODE(mode)
+                    if not _valid_name(name):
+                        yield Entry(
+                            rel,
+                            kind,
+                            size=size if kind is EntryKind.FILE else 0,
+                            mtime_ns=mtime_ns,
+                            mode=perm,
+                            error="name is not valid UTF-8; it cannot be read through libnfs "
+                            "(and OSS keys must be UTF-8)",
+                        )
+                        continue
+                    if kind is not EntryKind.DIR:
+                        yield Entry(
+                            rel,
+                            kind,
+                            size=size if kind is EntryKind.FILE else 0,
+                            mtime_ns=mtime_ns,
+                            mode=perm,
+                        )
+                        continue
+                    frame[2] = i
+                    try:
+                        children, positions = ahead.take(rel, self._abs(rel))
+                    except _NfsCallError as err:
+                        if err.is_connection():
+                            raise self._lost(rel, err) from None
+                        if err.errno == errno.ENOENT:
+                            continue  # removed between the two listings: it is simply not there
+                        yield Entry(
+                            rel,
+                            EntryKind.DIR,
+                            mtime_ns=mtime_ns,
+                            mode=perm,
+                            error=_listing_error(err),
+                        )
+                        continue
+                    yield Entry(rel, EntryKind.DIR, mtime_ns=mtime_ns, mode=perm)
+                    stack.append([rel + "/", children, 0, positions])
+                    ahead.top_up()
+                    break
+                else:
+                    stack.pop()
+        finally:
+            ahead.close()
 
     def _lost(self, rel: str, err: _NfsCallError) -> AddressError:
         """A dead connection ends the walk: every later folder would fail the same way."""
@@ -549,61 +718,246 @@ class NfsSource(Source):
 
     def stat(self, path: str) -> Entry:
         rel = self._checked_rel(path)
-        nfs, ctx = self._context()
-        st = nfs.nfs_stat_64()
-        rc = nfs.nfs_lstat64(ctx, self._abs(rel), st)
+        lib, ctx = self._c()
+        st = _NfsStat64()
+        rc = lib.nfs_lstat64(ctx, self._abs(rel).encode(), ctypes.byref(st))
         if rc != 0:
-            raise _file_error(path, _NfsCallError(rc, nfs.nfs_get_error(ctx)))
+            raise _file_error(path, _NfsCallError(rc, lib.error(ctx)))
         return _entry_from_stat(rel, st)
 
     def open(self, path: str) -> ReadStream:
         rel = self._checked_rel(path)
         if not rel:
             raise NotAFile(path, "is a folder, not a file")
-        nfs, ctx = self._context()
-        handle = nfs.new_NFSFileHandle()
+        lib, ctx = self._c()
+        handle = ctypes.c_void_p()
         # O_NOFOLLOW: a symlink (even one swapped in after the scan) is refused, not followed.
         # The path is absolute: libnfs resolves relative paths from the export root too
         # (it only prepends its cwd string), so ``nfs_chdir`` per folder saves no LOOKUPs;
         # measured here, small-file reads were no faster with it.
-        try:
-            rc = nfs.nfs_open(ctx, self._abs(rel), os.O_RDONLY | os.O_NOFOLLOW, handle)
-            if rc != 0:
-                err = _NfsCallError(rc, nfs.nfs_get_error(ctx))
-                if err.errno == errno.ELOOP:
-                    raise NotAFile(path, "is a symlink; symlinks are not followed")
-                raise _file_error(path, err)
-            fh = nfs.NFSFileHandle_value(handle)
-        finally:
-            nfs.delete_NFSFileHandle(handle)  # the pointer cell, not the open file
-        st = nfs.nfs_stat_64()
-        rc = nfs.nfs_fstat64(ctx, fh, st)
+        flags = os.O_RDONLY | os.O_NOFOLLOW
+        rc = lib.nfs_open(ctx, self._abs(rel).encode(), flags, ctypes.byref(handle))
+        if rc != 0:
+            err = _NfsCallError(rc, lib.error(ctx))
+            if err.errno == errno.ELOOP:
+                raise NotAFile(path, "is a symlink; symlinks are not followed")
+            raise _file_error(path, err)
+        fh: int = handle.value  # type: ignore[assignment]  # set when nfs_open succeeds
+        st = _NfsStat64()
+        rc = lib.nfs_fstat64(ctx, fh, ctypes.byref(st))
         if rc != 0 or not stat_mod.S_ISREG(st.nfs_mode):
-            failure = _NfsCallError(rc, nfs.nfs_get_error(ctx)) if rc != 0 else None
-            nfs.nfs_close(ctx, fh)
+            failure = _NfsCallError(rc, lib.error(ctx)) if rc != 0 else None
+            lib.nfs_close(ctx, fh)
             if failure is not None:
                 raise _file_error(path, failure)
             kind = _kind(st.nfs_mode)
             what = "a folder" if kind is EntryKind.DIR else "not a regular file"
             raise NotAFile(path, f"is {what}")
-        stream = _NfsReadStream(self, ctx, fh, path, st.nfs_size)
+        stream = _NfsReadStream(self, fh, path, st.nfs_size)
         self._streams.add(stream)
         return stream
+
+
+class _Task:
+    """One folder a helper lists ahead of the walk."""
+
+    __slots__ = ("rel", "abs_path", "done", "items", "error", "positions", "cancelled")
+
+    def __init__(self, rel: str, abs_path: str) -> None:
+        self.rel = rel
+        self.abs_path = abs_path
+        self.done = threading.Event()
+        self.items: list[_Item] | None = None
+        self.error: BaseException | None = None
+        self.positions: _Positions | None = None
+        self.cancelled = False
+
+
+class _HelperUnavailable(Exception):
+    """A helper could not connect: the walk lists that folder itself."""
+
+
+def _folder_positions(items: list[_Item]) -> _Positions:
+    """Indices and names of the items the walk will list (folders with usable names)."""
+    indices: list[int] = []
+    names: list[str] = []
+    for i, item in enumerate(items):
+        if item[1] & 0o170000 == stat_mod.S_IFDIR and _valid_name(item[0]):
+            indices.append(i)
+            names.append(item[0])
+    return indices, names
+
+
+def _helper_loop(tasks: queue.SimpleQueue[_Task | None], helper: NfsSource) -> None:
+    """A helper thread: lists folders with its own context until told to stop (None)."""
+    broken = False
+    try:
+        while (task := tasks.get()) is not None:
+            if task.cancelled:
+                continue
+            try:
+                if broken:
+                    raise _HelperUnavailable()
+                task.items = helper._list_dir(task.abs_path)
+            except AddressError:  # could not connect: let the walk list it
+                broken = True
+                task.error = _HelperUnavailable()
+            except Exception as exc:  # noqa: BLE001 - handed to the walk, raised there
+                task.error = exc
+            finally:
+                task.done.set()
+    finally:
+        helper.close()  # in this thread: its context is used by no other
+
+
+class _Prefetcher:
+    """Lists, on helper threads, the folders a walk will enter next.
+
+    Each helper has its own ``NfsSource`` (its own libnfs context and connection); the
+    listing RPCs run in ctypes calls without the GIL, so they overlap the walk. Folders are
+    submitted in the order the walk will enter them as far as it is known: the rest of
+    every open folder, descending into listings already done (the sub-folders of a folder
+    still being listed are not known yet; its later siblings are taken meanwhile). Bounds:
+    at most ``PREFETCH_FOLDERS`` listings submitted and not yet taken by the walk, at most
+    two per helper in flight, and no new submission while the finished ones hold
+    ``PREFETCH_ENTRIES`` entries. The first ``PREFETCH_AFTER`` folders are listed by the
+    walk alone: a small tree is done before helpers (a mount each) would pay off.
+    """
+
+    def __init__(self, source: NfsSource, stack: list[_Frame]) -> None:
+        self._source = source
+        self._stack = stack  # the walk's own frames, read (never changed) here
+        self._pid = os.getpid()
+        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self.helpers: list[NfsSource] = []
+        self._pending: dict[str, _Task] = {}  # submitted, not yet taken by the walk
+        self._listed = 1  # the walk listed its top folder itself
+        self._closed = False
+        source._walks.add(self)
+
+    def _start(self) -> None:
+        for k in range(PREFETCH_THREADS):
+            helper = NfsSource(self._source.address)
+            thread = threading.Thread(
+                target=_helper_loop,
+                args=(self._tasks, helper),
+                name=f"sharelift-nfs-list-{k}",
+                daemon=True,
+            )
+            self.helpers.append(helper)
+            self._threads.append(thread)
+            thread.start()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._threads) and not self._closed and self._pid == os.getpid()
+
+    def take(self, rel: str, abs_path: str) -> tuple[list[_Item], _Positions | None]:
+        """The listing of folder ``rel``: the prefetched one, or listed here and now.
+
+        Raises ``_NfsCallError`` as ``NfsSource._list_dir`` does.
+        """
+        if self._pid != os.getpid():
+            self._abandon()
+        task = self._pending.pop(rel, None)
+        if task is not None and not task.done.is_set():
+            self.top_up()  # keep the helpers busy while the walk waits
+            task.done.wait()
+        if task is None or isinstance(task.error, _HelperUnavailable):
+            self._listed += 1
+            if not self._threads and not self._closed and self._listed > PREFETCH_AFTER:
+                self._start()
+            self.top_up()
+            return self._source._list_dir(abs_path), None
+        if task.error is not None:
+            raise task.error
+        assert task.items is not None
+        return task.items, task.positions
+
+    def top_up(self) -> None:
+        """Submit the next folders of the walk, within the bounds."""
+        if not self.running:
+            return
+        pending = self._pending
+        room = PREFETCH_FOLDERS - len(pending)
+        if room <= 0:
+            return
+        in_flight = held = 0
+        for task in pending.values():
+            if not task.done.is_set():
+                in_flight += 1
+            elif task.items is not None:
+                held += len(task.items)
+        room = min(room, 2 * PREFETCH_THREADS - in_flight)
+        if room <= 0 or held >= PREFETCH_ENTRIES:
+            return
+        for rel in self._upcoming():
+            task = _Task(rel, self._source._abs(rel))
+            pending[rel] = task
+            self._tasks.put(task)
+            room -= 1
+            if room <= 0:
+                break
+
+    def _upcoming(self) -> Iterator[str]:
+        """Folders not submitted yet, in the order the walk will reach them (as known)."""
+        for frame in reversed(self._stack):
+            if frame[3] is None:
+                frame[3] = _folder_positions(frame[1])
+            yield from self._under(frame[0], frame[3], frame[2])
+
+    def _under(self, prefix: str, positions: _Positions, start: int) -> Iterator[str]:
+        indices, names = positions
+        for k in range(bisect.bisect_left(indices, start), len(indices)):
+            rel = prefix + names[k]
+            task = self._pending.get(rel)
+            if task is None:
+                yield rel
+            elif task.done.is_set() and task.items is not None:
+                if task.positions is None:
+                    task.positions = _folder_positions(task.items)
+                yield from self._under(rel + "/", task.positions, 0)
+
+    def _abandon(self) -> None:
+        """In a forked child: the helper threads are the parent's; carry on without them."""
+        self._closed = True
+        self._pending = {}
+        self._threads = []
+        self._pid = os.getpid()
+
+    def close(self) -> None:
+        """Stop the helpers and close their contexts (waits for listings in flight)."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._pending.values():
+            task.cancelled = True
+        self._pending.clear()
+        if self._pid != os.getpid():
+            return
+        for _ in self._threads:
+            self._tasks.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._source._walks.discard(self)
 
 
 class _NfsReadStream:
     """One open NFS file: ``read(n)`` in any size, errors turned into per-file errors."""
 
-    def __init__(self, source: NfsSource, ctx: Any, fh: Any, path: str, size: int) -> None:
+    def __init__(self, source: NfsSource, fh: int, path: str, size: int) -> None:
         self._source = source
-        self._nfs = source._nfs
-        self._ctx = ctx
-        self._fh = fh
+        self._lib: _CLib = _c_libnfs
+        self._ctx = source._ctx  # the SWIG object: tells whether the source closed since
+        self._ctx_p = source._ctx_p
+        self._fh = fh  # struct nfsfh *, closed exactly once
         self.path = path
         self.size = size  # as the server announced it at open
         self._pos = 0
         self._eof = False  # a short read at or past ``size``: the server said end of file
         self._buf = bytearray(0)
+        self._cbuf: Any = None  # ``self._buf`` as a ctypes array, for nfs_read
         self._closed = False
 
     def _check_open(self) -> None:
@@ -615,10 +969,11 @@ class _NfsReadStream:
             self._closed = True  # the context (and with it our handle) is gone
             raise ValueError("the NFS source of this file was closed")
 
-    def _read_into(self, buf: bytearray, count: int) -> int:
-        n = self._nfs.nfs_read(self._ctx, self._fh, count, buf)
+    def _read_into(self, cbuf: Any, count: int) -> int:
+        """``nfs_read`` of ``count`` bytes into the ctypes array ``cbuf`` (GIL released)."""
+        n = self._lib.nfs_read(self._ctx_p, self._fh, count, cbuf)
         if n < 0:
-            err = _NfsCallError(n, self._nfs.nfs_get_error(self._ctx))
+            err = _NfsCallError(n, self._lib.error(self._ctx_p))
             if err.errno == errno.ESTALE:
                 raise SourceFileChanged(
                     self.path, "source file was deleted or replaced while being read"
@@ -644,7 +999,8 @@ class _NfsReadStream:
             want = min(size, 65536)
         if len(self._buf) < want:
             self._buf = bytearray(want)
-        n = self._read_into(self._buf, want)
+            self._cbuf = (ctypes.c_char * want).from_buffer(self._buf)
+        n = self._read_into(self._cbuf, want)
         self._pos += n
         if n < want and self._pos >= self.size:
             self._eof = True
@@ -658,7 +1014,12 @@ class _NfsReadStream:
         if isinstance(buffer, bytearray):
             if not buffer or self._eof:
                 return 0
-            n = self._read_into(buffer, len(buffer))
+            count = len(buffer)
+            cbuf = (ctypes.c_char * count).from_buffer(buffer)
+            try:
+                n = self._read_into(cbuf, count)
+            finally:
+                del cbuf  # releases the buffer export: the caller may resize it again
             self._pos += n
             return n
         data = self.read(len(buffer))
@@ -669,8 +1030,9 @@ class _NfsReadStream:
         if self._closed:
             return
         self._closed = True
+        self._cbuf = None
         if self._source._ctx is self._ctx and self._source._pid == os.getpid():
-            self._nfs.nfs_close(self._ctx, self._fh)
+            self._lib.nfs_close(self._ctx_p, self._fh)
 
     @property
     def closed(self) -> bool:
