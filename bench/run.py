@@ -966,7 +966,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pool-slots",
         type=int,
-        help="slots of the copy pool in Airflow (default: what `sharelift airflow-setup` sets, 20)",
+        help="slots of the copy pool in Airflow (default: what `sharelift airflow-setup` sets: 2 per CPU, 4-20)",
     )
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
     parser.add_argument("--case-timeout", type=float, default=1800, help="seconds per case")

@@ -1,7 +1,12 @@
 """``sharelift airflow-setup``: what an Airflow deployment needs before the first job runs.
 
-Creates the ``sharelift_copy`` pool with its 20 slots (SPEC: at most 20 subtasks at once;
-without the pool, copy tasks would wait in ``scheduled`` forever) and the work folder.
+Creates the ``sharelift_copy`` pool (without it, copy tasks would wait in ``scheduled``
+forever) and the work folder. The SPEC allows at most 20 subtasks at once (the DAG caps
+each run at 20); the pool is the deployment's capacity, so by default it is sized to this
+machine: two copy tasks per CPU, at least 4, at most 20. Each copy task already keeps
+several files in flight on its own threads; on the 2-CPU benchmark machine 20 slots made
+ten copy tasks thrash (the set S took 2x as long as with 4 slots). A deployment with
+several workers sets ``--pool-slots`` to what all of them together can carry.
 Uses the ``airflow`` CLI of this environment, so it works against any metadata database
 the deployment is configured with; run it once after ``airflow db migrate``. Idempotent.
 """
@@ -20,12 +25,30 @@ from sharelift.airflow.tasks import POOL_NAME, POOL_SLOTS, work_dir
 POOL_DESCRIPTION = "sharelift copy subtasks: at most this many run at once across all jobs"
 
 
+def default_pool_slots() -> int:
+    """Two copy tasks per CPU of this machine, at least 4, at most the SPEC's 20."""
+    return max(4, min(POOL_SLOTS, 2 * (os.cpu_count() or 2)))
+
+
+def _slots(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= value <= POOL_SLOTS:
+        raise argparse.ArgumentTypeError(
+            f"must be between 1 and {POOL_SLOTS} (SPEC: at most {POOL_SLOTS} subtasks at once)"
+        )
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pool-slots",
-        type=int,
-        default=POOL_SLOTS,
-        help=f"slots of the {POOL_NAME} pool (default {POOL_SLOTS})",
+        type=_slots,
+        default=None,
+        help=f"slots of the {POOL_NAME} pool, 1-{POOL_SLOTS} "
+        f"(default: 2 per CPU, at least 4, at most {POOL_SLOTS}; here {default_pool_slots()})",
     )
 
 
@@ -36,7 +59,8 @@ def airflow_executable() -> str:
 
 def run(args: argparse.Namespace) -> int:
     os.makedirs(work_dir(), exist_ok=True)
-    cmd = [airflow_executable(), "pools", "set", POOL_NAME, str(args.pool_slots), POOL_DESCRIPTION]
+    slots = args.pool_slots or default_pool_slots()
+    cmd = [airflow_executable(), "pools", "set", POOL_NAME, str(slots), POOL_DESCRIPTION]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         print(
@@ -44,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return done.returncode
-    print(f"sharelift: pool {POOL_NAME} has {args.pool_slots} slots; work folder {work_dir()}")
+    print(f"sharelift: pool {POOL_NAME} has {slots} slots; work folder {work_dir()}")
     return 0
