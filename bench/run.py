@@ -800,6 +800,14 @@ class Bench:
             self.add(Row("airflow", "-", "-", "-", "start", error=f"{type(exc).__name__}: {exc}"))
             return
         try:
+            if any(self.wanted(lbl) for lbl in fit_labels):
+                # The first run after Airflow starts pays one-time costs (bytecode of the DAG
+                # file and plugin, first imports into the page cache: its first task took
+                # 3.4 s instead of 0.6 s). The fit assumes every run pays the same fixed
+                # part, so a warm-up run, listed on its own, goes first.
+                n = min(fits)
+                row = Row("airflow", "nfs", "oss", "S", f"fit warm-up n={n}")
+                self.measure(row, self.airflow_row, "nfs", "oss", "S", fits[n])
             for n, settings in fits.items():
                 row = Row("airflow", "nfs", "oss", "S", f"fit n={n}")
                 self.measure(row, self.airflow_row, "nfs", "oss", "S", settings)
