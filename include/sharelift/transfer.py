@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from sharelift.errors import FileError, SharelIftError, scrub
+from sharelift.storage import read_ahead
 from sharelift.storage.base import Destination, Entry, ObjectInfo, ProgressCallback, Source
 
 
@@ -78,15 +79,22 @@ def copy_file(
                 started=started,
                 finished=time.time(),
             )
-        with source.open(entry.path) as stream:
-            result = destination.put(
-                key,
-                stream,
-                entry.size,
-                source_mtime_ns=entry.mtime_ns,
-                mode=entry.mode,
-                progress=progress,
-            )
+        with source.open(entry.path) as raw:
+            stream = raw
+            if entry.size >= read_ahead.MIN_SIZE:
+                stream = read_ahead.ReadAhead(raw, source.features.read_chunk_size)
+            try:
+                result = destination.put(
+                    key,
+                    stream,
+                    entry.size,
+                    source_mtime_ns=entry.mtime_ns,
+                    mode=entry.mode,
+                    progress=progress,
+                )
+            finally:
+                if isinstance(stream, read_ahead.ReadAhead):
+                    stream.stop()  # before ``raw`` closes: the thread may be reading it
         return FileOutcome(
             entry.path,
             key,

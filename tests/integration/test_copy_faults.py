@@ -92,3 +92,43 @@ def test_a_destination_that_goes_away_fails_each_file_with_the_reason(
     reasons = {o["reason"] for o in state.iter_outcomes(JOB.name, "r1")}
     assert reasons == {"destination unreachable: connection refused"}
     assert server.access_key_secret.reveal() not in str(reasons)
+
+
+def test_a_large_file_truncated_while_it_is_read_ahead_fails_and_leaves_nothing(
+    source_address,
+    oss_server,
+    tmp_path: Path,
+    unique_name: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """Files of 8 MiB and more are read on a thread ahead of the put (ReadAhead): a file
+    that shrinks under it is still reported, and no object appears."""
+    from sharelift.storage import read_ahead
+
+    root, address = source_address
+    big = root / "big.bin"
+    big.write_bytes(os.urandom(read_ahead.MIN_SIZE + 3 * 1024 * 1024))
+    big.chmod(0o644)
+    bucket = f"shrink-{unique_name}"
+    oss_server.create_bucket(bucket)
+    state = StateStore(f"sqlite:///{tmp_path}/state.db")
+    manifest = str(tmp_path / "manifest.parquet")
+    truncated = []
+
+    def shrink_once(_nbytes: int) -> None:
+        if not truncated:
+            os.truncate(big, 2 * 1024 * 1024 + 5)
+            truncated.append(True)
+
+    with (
+        open_source(address) as source,
+        open_destination(oss_server.destination_address(bucket=bucket)) as dest,
+    ):
+        scan(source, JOB, manifest)
+        (subtask,) = partition(manifest, 1000, 10**12)
+        counts = run_subtask(
+            JOB, "r1", subtask, manifest, source, dest, state, progress=shrink_once
+        )
+        assert counts == {"failed": 1}
+        (failed,) = state.iter_outcomes(JOB.name, "r1", status="failed")
+        assert "shrank" in failed["reason"] or "changed" in failed["reason"]
+        assert dest.head("big.bin") is None

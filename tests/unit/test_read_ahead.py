@@ -1,0 +1,71 @@
+"""ReadAhead: a large file's chunks are read on a thread while the destination writes."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+
+import pytest
+
+from sharelift.errors import SourceFileChanged
+from sharelift.storage.read_ahead import ReadAhead
+from sharelift.storage.streaming import ExactReader
+
+
+class Source(io.BytesIO):
+    """A stream that records which threads read it and can fail after some bytes."""
+
+    def __init__(self, data: bytes, fail_after: int | None = None) -> None:
+        super().__init__(data)
+        self.threads: set[int] = set()
+        self.fail_after = fail_after
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.threads.add(threading.get_ident())
+        if self.fail_after is not None and self.tell() >= self.fail_after:
+            raise SourceFileChanged("f", "source file was deleted or replaced while being read")
+        return super().read(size)
+
+
+def test_every_byte_arrives_in_order_through_an_exact_reader() -> None:
+    data = os.urandom(5 * 65536 + 123)
+    source = Source(data)
+    ahead = ReadAhead(source, 65536)
+    reader = ExactReader(ahead, len(data), "f", chunk_size=65536)
+    try:
+        got = reader.read_exact(len(data))
+        reader.finish()
+    finally:
+        ahead.stop()
+    assert got == data
+    assert threading.get_ident() not in source.threads  # only the reader thread read it
+
+
+def test_reads_of_any_size_return_the_whole_stream() -> None:
+    data = os.urandom(100_000)
+    ahead = ReadAhead(Source(data), 4096)
+    parts = []
+    while chunk := ahead.read(1000):
+        parts.append(chunk)
+    ahead.stop()
+    assert b"".join(parts) == data
+
+
+def test_an_error_of_the_source_is_raised_where_its_bytes_were_due() -> None:
+    ahead = ReadAhead(Source(b"x" * 10_000, fail_after=4096), 4096)
+    assert ahead.read(4096) == b"x" * 4096
+    with pytest.raises(SourceFileChanged):
+        ahead.read(4096)
+    assert ahead.read(4096) == b""
+    ahead.stop()
+
+
+def test_stopping_early_ends_the_thread_without_reading_everything() -> None:
+    source = Source(b"y" * (1 << 20))
+    ahead = ReadAhead(source, 1024, depth=2)
+    assert ahead.read(1024) == b"y" * 1024
+    ahead.stop()
+    ahead.stop()  # twice is harmless
+    assert source.tell() < 1 << 20  # the bounded queue held the reader back
+    assert not any(t.name == "sharelift-read-ahead" for t in threading.enumerate())
