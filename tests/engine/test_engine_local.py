@@ -243,3 +243,26 @@ def test_a_state_database_from_before_the_etag_column_gets_it_added(tmp_path: Pa
     columns = {c["name"] for c in sa.inspect(state.engine).get_columns("sharelift_file_outcomes")}
     assert "etag" in columns
     StateStore(url).close()  # a second opening finds it there and changes nothing
+
+
+def test_verify_catches_an_object_rewritten_in_place_with_the_same_size(env) -> None:  # type: ignore[no-untyped-def]
+    from sharelift.engine.copier import run_subtask
+    from sharelift.engine.state import StateStore
+    from sharelift.engine.verify import verify
+    from sharelift.storage import open_destination
+
+    files, src, dst, work, dst_root = env
+    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
+    paths = RunPaths(str(work), job.name, "run1")
+    state = StateStore(f"sqlite:///{work}/state.db")
+    with open_source(src) as source, open_destination(dst) as destination:
+        scan(source, job, paths.manifest)
+        (subtask,) = partition(paths.manifest, 1000, 10**12)
+        run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+        victim = sorted(files)[3]
+        with open(dst_root / "to" / victim, "r+b") as f:  # same inode, xattrs kept
+            f.write(bytes(b ^ 0x55 for b in files[victim]))
+        ok, bad = verify(job.name, "run1", destination, state)
+    assert (ok, bad) == (len(files) - 1, 1)
+    (failed,) = list(state.iter_outcomes(job.name, "run1", status="failed"))
+    assert failed["path"] == victim and "CRC-64 differs" in failed["reason"]

@@ -88,9 +88,11 @@ class LocalDestination(Destination):
         if not stat_mod.S_ISREG(st.st_mode):
             return None
         crc = _get_int_xattr(path, XATTR_CRC)
-        if crc is None:
-            crc = _crc_of_file(path)
         mtime = _get_int_xattr(path, XATTR_MTIME)
+        if crc is None or (mtime is not None and mtime != st.st_mtime_ns):
+            # No CRC kept, or the file was written since our put (which set its mtime to the
+            # source's): the kept CRC may describe other bytes, so read the file.
+            crc = _crc_of_file(path)
         return ObjectInfo(
             key=key,
             size=st.st_size,
