@@ -79,7 +79,7 @@ def copy_file(
                 started=started,
                 finished=time.time(),
             )
-        with source.open(entry.path) as raw:
+        with source.open_entry(entry) as raw:
             stream = raw
             if entry.size >= read_ahead.MIN_SIZE:
                 stream = read_ahead.ReadAhead(raw, source.features.read_chunk_size)

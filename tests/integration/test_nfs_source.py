@@ -574,3 +574,50 @@ def test_start_without_ganesha_explains_how_to_install_it(
     monkeypatch.setattr(nfs_testbed, "_find", lambda program: None)
     with pytest.raises(TestbedError, match="apt-get install nfs-ganesha"):
         NfsServer(tmp_path, tmp_path / "work").start()
+
+
+# -- open_entry: opening on the scan's word (no GETATTR) ------------------------------------
+
+
+def _seen(source: NfsSource, rel: str):  # type: ignore[no-untyped-def]
+    return entries(source)[rel]
+
+
+def test_open_entry_reads_a_file_the_scan_saw(area: Path, source: NfsSource) -> None:
+    data = os.urandom(300_000)
+    write(area, "seen.bin", data)
+    with source.open_entry(_seen(source, "seen.bin")) as stream:
+        assert stream.read(-1) == data
+
+
+def test_open_entry_refuses_what_became_a_folder_or_a_fifo(area: Path, source: NfsSource) -> None:
+    write(area, "was-file", b"x")
+    write(area, "was-file-too", b"x")
+    seen, seen_too = _seen(source, "was-file"), _seen(source, "was-file-too")
+    (area / "was-file").unlink()
+    (area / "was-file").mkdir()
+    (area / "was-file-too").unlink()
+    os.mkfifo(area / "was-file-too")
+    for entry, what in ((seen, "folder"), (seen_too, "regular file")):
+        with pytest.raises(NotAFile) as info, source.open_entry(entry) as stream:
+            stream.read(1024)
+        assert what in str(info.value)
+
+
+def test_open_entry_of_a_file_that_grew_or_shrank_is_caught_by_the_exact_reader(
+    area: Path, source: NfsSource
+) -> None:
+    from sharelift.errors import SourceFileChanged
+    from sharelift.storage.streaming import ExactReader
+
+    write(area, "grew", b"a" * 1000)
+    write(area, "shrank", b"b" * 1000)
+    grew, shrank = _seen(source, "grew"), _seen(source, "shrank")
+    write(area, "grew", b"a" * 1500)
+    write(area, "shrank", b"b" * 500)
+    for entry, word in ((grew, "grew"), (shrank, "shrank")):
+        with source.open_entry(entry) as stream:
+            reader = ExactReader(stream, entry.size, entry.path)
+            with pytest.raises(SourceFileChanged, match=word):
+                reader.read_exact(entry.size)
+                reader.finish()

@@ -125,6 +125,14 @@ class Source(ABC):
     def open(self, path: str) -> ReadStream:
         """Open a regular file for reading."""
 
+    def open_entry(self, entry: Entry) -> ReadStream:
+        """Open a file the scan saw as ``entry`` (a regular file of ``entry.size`` bytes).
+
+        A source may trust the scan instead of asking the server again (NFS saves a GETATTR
+        per file); it must still refuse what is no longer a regular file, at the latest on
+        the first read, and the caller still checks the size as it reads."""
+        return self.open(entry.path)
+
     def prefetch(self, paths: Sequence[str]) -> None:  # noqa: B027 - optional hook
         """A hint: these files will be opened next, in this order. A source whose protocol
         can keep several requests in flight may start opening and reading them now, and
