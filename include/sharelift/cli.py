@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retry": ("sharelift.retry_cli", "retry a failed run: migrate exactly its error list"),
     "airflow-setup": (
         "sharelift.airflow.setup_cli",
-        "create the copy pool (20 slots) and work folder",
+        "create the copy pool (2 slots per CPU, 4-20) and work folder",
     ),
 }
 
