@@ -8,6 +8,7 @@ an outcome, never an exception, so one bad file cannot fail its subtask.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
 from dataclasses import dataclass
@@ -79,22 +80,21 @@ def copy_file(
                 started=started,
                 finished=time.time(),
             )
-        with source.open_entry(entry) as raw:
-            stream = raw
-            if entry.size >= read_ahead.MIN_SIZE:
-                stream = read_ahead.ReadAhead(raw, source.features.read_chunk_size)
-            try:
-                result = destination.put(
-                    key,
-                    stream,
-                    entry.size,
-                    source_mtime_ns=entry.mtime_ns,
-                    mode=entry.mode,
-                    progress=progress,
-                )
-            finally:
-                if isinstance(stream, read_ahead.ReadAhead):
-                    stream.stop()  # before ``raw`` closes: the thread may be reading it
+        # The read-ahead thread (large files) stops before ``raw`` closes: it may be reading.
+        with (
+            source.open_entry(entry) as raw,
+            read_ahead.ReadAhead(raw, source.features.read_chunk_size)
+            if entry.size >= read_ahead.MIN_SIZE
+            else contextlib.nullcontext(raw) as stream,
+        ):
+            result = destination.put(
+                key,
+                stream,
+                entry.size,
+                source_mtime_ns=entry.mtime_ns,
+                mode=entry.mode,
+                progress=progress,
+            )
         return FileOutcome(
             entry.path,
             key,

@@ -67,12 +67,13 @@ def verify(
 
         def flush() -> None:
             nonlocal ok, bad
-            with_tag = [r for r in batch if r.get("etag")]
-            listed = destination.listed([_relative_key(r, prefix) for r in with_tag]) or {}
+            keys = [_relative_key(row, prefix) for row in batch]
+            tagged = [key for key, row in zip(keys, batch, strict=True) if row.get("etag")]
+            listed = destination.listed(tagged) or {}
             results: list[dict[str, Any]] = []
             to_head: list[dict[str, Any]] = []
-            for row in batch:
-                if _unchanged(row, listed.get(_relative_key(row, prefix))):
+            for key, row in zip(keys, batch, strict=True):
+                if _unchanged(row, listed.get(key)):
                     results.append({"path": row["path"], "verified": True})
                 else:
                     to_head.append(row)
