@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -48,6 +49,24 @@ def env(tmp_path: Path):  # type: ignore[no-untyped-def]
 def read_list(dst: Path, job: str, run_id: str, kind: str) -> list[list[str]]:
     text = (dst / REPORT_ROOT / job / run_id / f"{job}_{kind}_list.txt").read_text()
     return [line.split("\t") for line in text.splitlines()]
+
+
+@contextlib.contextmanager
+def copied_subtask(env):  # type: ignore[no-untyped-def]
+    """The job scanned and copied in one subtask; yields (job, destination, state)."""
+    from sharelift.engine.copier import run_subtask
+    from sharelift.engine.state import StateStore
+    from sharelift.storage import open_destination
+
+    _, src, dst, work, _ = env
+    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
+    paths = RunPaths(str(work), job.name, "run1")
+    state = StateStore(f"sqlite:///{work}/state.db")
+    with open_source(src) as source, open_destination(dst) as destination:
+        scan(source, job, paths.manifest)
+        (subtask,) = partition(paths.manifest, 1000, 10**12)
+        run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+        yield job, destination, state
 
 
 def test_a_full_run_copies_every_file_and_lists_it(env) -> None:  # type: ignore[no-untyped-def]
@@ -132,19 +151,10 @@ def test_a_rerun_subtask_copies_nothing_twice(env) -> None:  # type: ignore[no-u
 
 
 def test_verify_turns_an_object_changed_after_its_copy_into_a_failed_file(env) -> None:  # type: ignore[no-untyped-def]
-    from sharelift.engine.copier import run_subtask
-    from sharelift.engine.state import StateStore
     from sharelift.engine.verify import verify
-    from sharelift.storage import open_destination
 
-    files, src, dst, work, dst_root = env
-    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
-    paths = RunPaths(str(work), job.name, "run1")
-    state = StateStore(f"sqlite:///{work}/state.db")
-    with open_source(src) as source, open_destination(dst) as destination:
-        scan(source, job, paths.manifest)
-        (subtask,) = partition(paths.manifest, 1000, 10**12)
-        run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+    files, _, _, _, dst_root = env
+    with copied_subtask(env) as (job, destination, state):
         victim = sorted(files)[1]
         (dst_root / "to" / victim).write_bytes(b"truncated")
         ok, bad = verify(job.name, "run1", destination, state)
@@ -155,19 +165,10 @@ def test_verify_turns_an_object_changed_after_its_copy_into_a_failed_file(env) -
 
 
 def test_verify_heads_only_objects_the_listing_shows_changed(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from sharelift.engine.copier import run_subtask
-    from sharelift.engine.state import StateStore
     from sharelift.engine.verify import verify
-    from sharelift.storage import open_destination
 
-    files, src, dst, work, dst_root = env
-    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
-    paths = RunPaths(str(work), job.name, "run1")
-    state = StateStore(f"sqlite:///{work}/state.db")
-    with open_source(src) as source, open_destination(dst) as destination:
-        scan(source, job, paths.manifest)
-        (subtask,) = partition(paths.manifest, 1000, 10**12)
-        run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+    files, _, _, _, dst_root = env
+    with copied_subtask(env) as (job, destination, state):
         victim = sorted(files)[2]
         replacement = bytes(b ^ 0xFF for b in files[victim])  # same size, other bytes
         new = dst_root / "to" / (victim + ".new")
@@ -246,19 +247,10 @@ def test_a_state_database_from_before_the_etag_column_gets_it_added(tmp_path: Pa
 
 
 def test_verify_catches_an_object_rewritten_in_place_with_the_same_size(env) -> None:  # type: ignore[no-untyped-def]
-    from sharelift.engine.copier import run_subtask
-    from sharelift.engine.state import StateStore
     from sharelift.engine.verify import verify
-    from sharelift.storage import open_destination
 
-    files, src, dst, work, dst_root = env
-    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
-    paths = RunPaths(str(work), job.name, "run1")
-    state = StateStore(f"sqlite:///{work}/state.db")
-    with open_source(src) as source, open_destination(dst) as destination:
-        scan(source, job, paths.manifest)
-        (subtask,) = partition(paths.manifest, 1000, 10**12)
-        run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+    files, _, _, _, dst_root = env
+    with copied_subtask(env) as (job, destination, state):
         victim = sorted(files)[3]
         with open(dst_root / "to" / victim, "r+b") as f:  # same inode, xattrs kept
             f.write(bytes(b ^ 0x55 for b in files[victim]))

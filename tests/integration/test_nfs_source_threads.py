@@ -31,19 +31,10 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server(testbed_root: Path) -> Iterator[NfsServer]:
-    base = testbed_root / "nfs-threads-it"
-    export = base / "export"
-    export.mkdir(parents=True)
-    for folder in (base, export):
-        folder.chmod(0o755)
-    srv = NfsServer(export, base / "work")
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+@pytest.fixture
+def server(nfs_server: NfsServer) -> NfsServer:
+    """The session's NFS server; each test works in a folder of its own."""
+    return nfs_server
 
 
 @pytest.fixture

@@ -265,16 +265,22 @@ def _helpers_closed(monkeypatch: pytest.MonkeyPatch) -> set[int]:
     return closed
 
 
-def test_closing_the_walk_early_stops_the_helpers_and_closes_their_contexts(
-    fake: FakeServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _walk_under_way(fake: FakeServer, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A walk of 50 folders, 30 entries in, with its helpers at work: (source, walk, the
+    entries so far, its prefetcher, the ids of the sources closed from now on)."""
     closed = _helpers_closed(monkeypatch)
     fake.tree = {f"d{i:03d}": {f"f{j}": j for j in range(5)} for i in range(50)}
     src = make_source(fake)
     walk = src.walk()
-    for _ in range(30):
-        next(walk)
+    first = [next(walk) for _ in range(30)]
     (prefetcher,) = src._walks
+    return src, walk, first, prefetcher, closed
+
+
+def test_closing_the_walk_early_stops_the_helpers_and_closes_their_contexts(
+    fake: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, walk, _, prefetcher, closed = _walk_under_way(fake, monkeypatch)
     threads = list(prefetcher._threads)
     helpers = list(prefetcher.helpers)
     assert threads and helpers
@@ -288,13 +294,7 @@ def test_closing_the_walk_early_stops_the_helpers_and_closes_their_contexts(
 def test_an_abandoned_walk_generator_stops_its_helpers_when_collected(
     fake: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    closed = _helpers_closed(monkeypatch)
-    fake.tree = {f"d{i:03d}": {f"f{j}": j for j in range(5)} for i in range(50)}
-    src = make_source(fake)
-    walk = src.walk()
-    for _ in range(30):
-        next(walk)
-    (prefetcher,) = src._walks
+    src, walk, _, prefetcher, closed = _walk_under_way(fake, monkeypatch)
     threads, helpers = list(prefetcher._threads), list(prefetcher.helpers)
     del walk, prefetcher
     gc.collect()
@@ -306,12 +306,7 @@ def test_an_abandoned_walk_generator_stops_its_helpers_when_collected(
 def test_closing_the_source_stops_the_helpers_of_its_walk(
     fake: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    closed = _helpers_closed(monkeypatch)
-    fake.tree = {f"d{i:03d}": {f"f{j}": j for j in range(5)} for i in range(50)}
-    src = make_source(fake)
-    walk = src.walk()
-    first = [next(walk) for _ in range(30)]
-    (prefetcher,) = src._walks
+    src, walk, first, prefetcher, closed = _walk_under_way(fake, monkeypatch)
     threads, helpers = list(prefetcher._threads), list(prefetcher.helpers)
     src.close()
     assert not any(t.is_alive() for t in threads)
