@@ -12,6 +12,9 @@ DEBIAN_PACKAGES=(
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-dev libnfs-utils
   # SMB: server and client tools
   samba smbclient
+  # Samba VFS modules (catia maps names SMB cannot carry): only a Recommends of samba,
+  # so --no-install-recommends leaves it out unless named here
+  samba-vfs-modules
   # PostgreSQL: the state database's tested alternative to SQLite
   postgresql
   # reference tool for the benchmark
