@@ -15,11 +15,14 @@ loopback; ``--engine-only`` skips Airflow and runs the copy in-process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
+import signal
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +118,42 @@ def summary(label: str, outcomes: list[FileOutcome], seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.engine_only:
-        return run_engine_only(args)
-    return run_through_airflow(args)
+    with stop_on_signals():
+        if args.engine_only:
+            return run_engine_only(args)
+        return run_through_airflow(args)
+
+
+class Stopped(SystemExit):
+    """A signal asked the demo to stop; ``finally`` blocks stop every server it started."""
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM, SIGHUP and SIGINT end the demo through its ``finally`` blocks.
+
+    SIGINT gets a handler of its own too: a shell script starts background jobs with SIGINT
+    ignored, and Python then installs no KeyboardInterrupt for it. While the servers are
+    being stopped, further signals are ignored so that a second one cannot cut that short.
+    """
+    signals = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+
+    def handler(signum: int, _frame: object) -> None:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
+        print(
+            f"\nsharelift demo: {signal.Signals(signum).name}: stopping everything ...", flush=True
+        )
+        raise Stopped(128 + signum)
+
+    for sig in signals:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _start_source_server(kind: str, share: Path, work: Path, servers: list) -> object:  # type: ignore[type-arg]
@@ -204,14 +240,12 @@ def run_through_airflow(args: argparse.Namespace) -> int:
             else _start_source_server(args.source, share, work, servers)
         )
         print("sharelift demo: starting Airflow (about a minute) ...", flush=True)
-        airflow = AirflowServer(
-            work / "airflow",
-            repo / "dags",
-            repo / "plugins",
-            extra_env={"SHARELIFT_WORK_DIR": str(work / "sharelift")},
-        )
+        airflow = AirflowServer(work / "airflow", repo / "dags", repo / "plugins")
+        # The state database and work folder where every sharelift command finds them once
+        # AIRFLOW_HOME points at this home (sharelift.config): $AIRFLOW_HOME/sharelift.
+        airflow.extra_env["SHARELIFT_WORK_DIR"] = str(airflow.airflow_home / "sharelift")
+        servers.append(airflow)  # before start: a signal during start-up stops it too
         airflow.start()
-        servers.append(airflow)
         print(
             f"sharelift demo: Airflow UI at {airflow.base_url} (login {airflow.username} / "
             f"{airflow.password})",
@@ -236,22 +270,57 @@ def run_through_airflow(args: argparse.Namespace) -> int:
             summary = _read_summary(oss, REPORT_ROOT, run_id)
             print(f"sharelift demo: {label}: Airflow run {state}")
             print(summary, flush=True)
+            saved = _save_report(oss, run_id, work / "reports")
+            if saved:
+                print(f"sharelift demo: the report's lists, copied out of the bucket: {saved}")
             if state != "success":
                 exit_code = 1
+        print(
+            "sharelift demo: to list these runs with the sharelift commands:\n"
+            f"    export AIRFLOW_HOME={airflow.airflow_home}\n"
+            "    .venv/bin/sharelift runs demo-share",
+            flush=True,
+        )
         if args.keep_running:
             print(
                 f"sharelift demo: Airflow keeps running at {airflow.base_url}; press Ctrl-C to stop.",
                 flush=True,
             )
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+            while True:
+                time.sleep(3600)
+        else:
+            print(
+                "sharelift demo: everything is stopped now; to browse the Airflow UI and the "
+                "sharelift page (/sharelift/) after the runs: bash scripts/setup.sh --keep-running",
+                flush=True,
+            )
         return exit_code
     finally:
         for server in reversed(servers):
             server.stop()
+
+
+def _save_report(oss: object, run_id: str, folder: Path) -> Path | None:
+    """Copy the run's report folder out of the embedded server onto disk, where it can be
+    read after the demo stopped that server."""
+    from sharelift.engine.report import list_names, report_folder
+    from sharelift.storage import open_destination
+
+    address = oss.destination_address(bucket="sharelift-demo")  # type: ignore[attr-defined]
+    prefix = report_folder("demo-share", run_id)
+    target = folder / prefix.rstrip("/").rsplit("/", 1)[-1]
+    with open_destination(address) as dest:
+        for name in list_names("demo-share").values():
+            try:
+                f = dest.open(prefix + name)
+            except FileNotFoundError:
+                continue
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                (target / name).write_bytes(f.read())
+            finally:
+                f.close()
+    return target if target.is_dir() else None
 
 
 def _read_summary(oss: object, report_root: str, run_id: str) -> str:

@@ -23,13 +23,14 @@ import sys
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-
-def _state_url_option(parser: argparse.ArgumentParser, default: object) -> None:
-    parser.add_argument(
-        "--state-url",
-        default=default,
-        help="state database URL (default: $SHARELIFT_STATE_URL or sqlite in $SHARELIFT_WORK_DIR)",
-    )
+from sharelift.cli_common import (
+    CliError,
+    add_state_url_option,
+    fail,
+    open_store,
+    require_job,
+    resolve,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "A job's bandwidth limit (MB/s for the whole job) by time of day, applied to running "
         "jobs within seconds. Outside every range the job is unthrottled."
     )
-    _state_url_option(parser, None)
+    add_state_url_option(parser)
     actions = parser.add_subparsers(dest="action", required=True)
     set_p = actions.add_parser("set", help="set (replace) the job's limits by time of day")
     set_p.add_argument("job", help="job name")
@@ -45,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "rules",
         help='comma-separated HH:MM-HH:MM=MB/s entries, e.g. "08:00-18:00=10,18:00-08:00=50"; '
         "an end before the start crosses midnight; outside every range: unthrottled",
+    )
+    set_p.add_argument(
+        "--new-job",
+        action="store_true",
+        help="the job has not run yet: set its limit ahead of its first run "
+        "(without this, an unknown job name is refused)",
     )
     set_p.add_argument(
         "--timezone",
@@ -57,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     clear_p.add_argument("job", help="job name")
     for p in (set_p, show_p, clear_p):
         # SUPPRESS: given after the action it wins, before it the parent's value stays.
-        _state_url_option(p, argparse.SUPPRESS)
+        add_state_url_option(p, argparse.SUPPRESS)
 
 
 def _mb(rate: float | None) -> str:
@@ -114,9 +121,7 @@ def show(store: object, job: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from sharelift.engine.flow_control import FlowControl, clear_flow_control, set_flow_control
     from sharelift.engine.jobs import validate_job_name
-    from sharelift.engine.state import StateStore
     from sharelift.errors import ConfigError
-    from sharelift.runs_cli import default_state_url
 
     try:
         job = validate_job_name(args.job)
@@ -125,14 +130,26 @@ def run(args: argparse.Namespace) -> int:
         # Validated before the database is opened: bad input changes nothing.
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    store = StateStore(args.state_url or default_state_url())
+    config = resolve(args.state_url)
+    new_job = args.action == "set" and args.new_job
     try:
+        if new_job:
+            from sharelift.engine.state import StateStore
+
+            store = StateStore(config.state_url)
+        else:
+            store = open_store(config)
+    except CliError as exc:
+        return fail(exc)
+    try:
+        if not new_job:
+            require_job(store, job, config)
         if args.action == "set":
             assert setting is not None
             set_flow_control(store, job, setting)
             print(
-                f"job {job}: flow control set to {setting.text!r} (times in {setting.timezone}); "
-                "running subtasks apply it within seconds"
+                f"job {job}: flow control set to {setting.text!r} (times in {setting.timezone}) "
+                f"in {config.state_url_for_display()}; running subtasks apply it within seconds"
             )
             show(store, job)
         elif args.action == "clear":
@@ -142,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"job {job}: had no flow control (unthrottled)")
         else:
             show(store, job)
+    except CliError as exc:
+        return fail(exc)
     finally:
         store.close()
     return 0

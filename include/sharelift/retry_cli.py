@@ -12,11 +12,26 @@ import json
 import subprocess
 import sys
 
+from sharelift.cli_common import (
+    CliError,
+    add_state_url_option,
+    fail,
+    open_store,
+    require_job,
+    require_run,
+    resolve,
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Retry a failed run: trigger the run's own DAG through this environment's Airflow "
+        "(AIRFLOW_HOME) with retry_of=RUN_ID. The new run migrates exactly the files of the "
+        "failed run's error list; nothing already completed is copied again."
+    )
     parser.add_argument("job", help="job name")
     parser.add_argument("run_id", help="the failed run's id (see `sharelift runs JOB`)")
-    parser.add_argument("--state-url", default=None, help="state database URL")
+    add_state_url_option(parser)
     parser.add_argument(
         "--print",
         action="store_true",
@@ -42,29 +57,39 @@ def retry_command(spec: dict[str, object], run_id: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sharelift.engine.state import StateStore
-    from sharelift.runs_cli import default_state_url
+    from sharelift.config import airflow_configured, airflow_home
 
-    store = StateStore(args.state_url or default_state_url())
-    row = store.get_run(args.job, args.run_id)
-    store.close()
-    if row is None:
-        print(
-            f"sharelift: job {args.job} has no run {args.run_id!r} (see `sharelift runs {args.job}`)",
-            file=sys.stderr,
+    if not args.print_only and not airflow_configured():
+        # Running `airflow` here would create a default home and database and then fail
+        # with "Database migration required": say what is missing instead.
+        return fail(
+            CliError(
+                f"no Airflow configuration at {airflow_home() / 'airflow.cfg'}: retry triggers "
+                "the job's DAG through your Airflow deployment; set AIRFLOW_HOME to its home "
+                "(or use --print to see the command)"
+            )
         )
-        return 2
-    failed = row.get("state") == "Failed"
-    if not failed:
+    config = resolve(args.state_url)
+    try:
+        store = open_store(config)
+    except CliError as exc:
+        return fail(exc)
+    try:
+        require_job(store, args.job, config)
+        row = require_run(store, args.job, args.run_id)
+    except CliError as exc:
+        return fail(exc)
+    finally:
+        store.close()
+    if row.get("state") != "Failed":
         print(
             f"sharelift: run {args.run_id} is {row.get('state')!r}, not Failed; retrying anyway "
             "migrates its error list (possibly empty)",
             file=sys.stderr,
         )
     if not row.get("spec"):
-        print("sharelift: the run has no recorded settings to retry with", file=sys.stderr)
-        return 2
-    cmd = retry_command(json.loads(row["spec"]), args.run_id)
+        return fail(CliError(f"run {args.run_id} has no recorded settings to retry with"))
+    cmd = retry_command(json.loads(str(row["spec"])), args.run_id)
     if args.print_only:
         print(" ".join(cmd[:4]) + " --conf '" + cmd[5] + "'")
         return 0

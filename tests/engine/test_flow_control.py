@@ -229,6 +229,7 @@ def test_cli_round_trip_and_bad_input_changes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
+    StateStore(url).upsert_run("cli-job", "manual__1", migration_type="full", state="Completed")
     rc, out, _ = run_cli(capsys, "show", "cli-job", "--state-url", url)
     assert rc == 0 and "no flow control (unthrottled)" in out
 
@@ -283,7 +284,7 @@ def test_cli_default_state_url_follows_the_work_dir(
 ) -> None:
     monkeypatch.delenv("SHARELIFT_STATE_URL", raising=False)
     monkeypatch.setenv("SHARELIFT_WORK_DIR", str(tmp_path / "work"))
-    rc, _, _ = run_cli(capsys, "set", "env-job", "22:00-06:00=3")
+    rc, _, _ = run_cli(capsys, "set", "env-job", "22:00-06:00=3", "--new-job")
     assert rc == 0
     store = StateStore(f"sqlite:///{tmp_path / 'work' / 'state.db'}")
     fc = get_flow_control(store, "env-job")

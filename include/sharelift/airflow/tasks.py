@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any
 
+from sharelift.airflow.state_connection import resolve_config
 from sharelift.engine.jobs import DEFAULT_SUBTASK_BYTES, JobSpec
 from sharelift.engine.runner import RunPaths
 from sharelift.engine.state import StateStore
@@ -21,32 +22,17 @@ log = logging.getLogger("sharelift")
 
 POOL_NAME = "sharelift_copy"
 POOL_SLOTS = 20
-STATE_CONN_ID = "sharelift_state"
 MIB = 1024 * 1024
 
 
 def work_dir() -> str:
-    """Where manifests and checkpoints live; on several workers, a shared volume."""
-    default = os.path.join(
-        os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "sharelift"
-    )
-    return os.environ.get("SHARELIFT_WORK_DIR", default)
+    """Where manifests and checkpoints live (``sharelift.config``: the same rule everywhere)."""
+    return resolve_config().work_dir
 
 
 def state_url() -> str:
-    """The state database: the ``sharelift_state`` connection if set, else SQLite in the work dir."""
-    from airflow.sdk import BaseHook
-
-    try:
-        conn = BaseHook.get_connection(STATE_CONN_ID)
-    except Exception:  # noqa: BLE001 - no such connection: use the default
-        return f"sqlite:///{os.path.join(work_dir(), 'state.db')}"
-    uri = conn.get_uri()
-    if uri.startswith("postgres://"):
-        uri = "postgresql://" + uri[len("postgres://") :]
-    if uri.startswith("sqlite://") and conn.host:
-        return f"sqlite:///{conn.host}"
-    return uri
+    """The state database (``sharelift.config``: the same rule as the CLI and the UI)."""
+    return resolve_config().state_url
 
 
 def _int_param(params: dict[str, Any], key: str, default: int) -> int:

@@ -9,7 +9,6 @@ every run can be downloaded here as well as from the bucket.
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from fastapi import Body, Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from sharelift.engine.states import run_state_mapping
+from sharelift.engine.states import number_runs, run_kind, run_state_mapping
 
 
 def _require_user() -> Any:
@@ -30,18 +29,9 @@ app = FastAPI(title="sharelift", dependencies=[_require_user()])
 
 
 def _state_url() -> str:
-    if os.environ.get("SHARELIFT_STATE_URL"):
-        return os.environ["SHARELIFT_STATE_URL"]
-    try:
-        from airflow.models.connection import Connection
+    from sharelift.airflow.state_connection import resolve_config
 
-        conn = Connection.get_connection_from_secrets("sharelift_state")
-        uri = conn.get_uri()
-        return "postgresql://" + uri[len("postgres://") :] if uri.startswith("postgres://") else uri
-    except Exception:  # noqa: BLE001 - no connection: the default SQLite file
-        from sharelift.runs_cli import default_state_url
-
-        return default_state_url()
+    return resolve_config().state_url
 
 
 def _store() -> Any:
@@ -59,13 +49,14 @@ def runs_json(job: str | None = None) -> list[dict[str, Any]]:
     store = _store()
     try:
         out = []
-        for r in store.list_runs(job):
+        for number, r in number_runs(store.list_runs(job)):
             counts = store.counts(r["job"], r["run_id"])
             out.append(
                 {
                     "job": r["job"],
                     "run_id": r["run_id"],
-                    "type": r["migration_type"],
+                    "type": run_kind(r),
+                    "number": number,
                     "run_number": r.get("run_number"),
                     "state": r["state"],
                     "started_at": _when(r["started_at"]),
@@ -128,37 +119,82 @@ def flow_control_put(job: str, body: dict[str, Any] = Body(...)) -> dict[str, An
     return flow_control_get(job)
 
 
+LIST_KINDS = ("total", "completed", "error")
+
+
 @app.get("/runs/{job}/{run_id}/{kind}_list.txt")
 def download_list(job: str, run_id: str, kind: str) -> StreamingResponse:
-    status = {"completed": "copied", "error": "failed"}.get(kind)
-    if status is None:
-        raise HTTPException(404, "lists are 'completed' and 'error'")
+    """The run's three lists: the report's own copy from the bucket once it is written;
+    before that, the completed and error lists so far from the state database (the total
+    list exists only with the report)."""
+    if kind not in LIST_KINDS:
+        raise HTTPException(404, f"the lists are {', '.join(k + '_list.txt' for k in LIST_KINDS)}")
     store = _store()
-    if store.get_run(job, run_id) is None:
+    run = store.get_run(job, run_id)
+    if run is None:
         store.close()
         raise HTTPException(404, f"job {job} has no run {run_id}")
-
-    def lines() -> Iterator[bytes]:
-        from sharelift.engine.report import escape_field, iso
-
-        try:
-            for o in store.iter_outcomes(job, run_id, status=status):
-                if kind == "completed":
-                    row = f"{escape_field(o['object_key'])}\t{o['size']}\t{o['crc64']}\t{iso(o['finished_at'])}\n"
-                else:
-                    row = (
-                        f"{escape_field(o['object_key'])}\t{iso(o['started_at'])}\t{iso(o['finished_at'])}\t"
-                        f"{escape_field(o['reason'] or '')}\n"
-                    )
-                yield row.encode()
-        finally:
-            store.close()
-
+    chunks: Iterator[bytes] | None = None
+    if run.get("report_url"):
+        store.close()
+        chunks = _report_list(job, run_id, run.get("spec"), kind)
+    elif kind == "total":
+        store.close()
+        raise HTTPException(404, "the total list is written with the report, at the end of the run")
+    else:
+        chunks = _state_list(store, job, run_id, kind)
     return StreamingResponse(
-        lines(),
+        chunks,
         media_type="text/plain; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{job}_{kind}_list.txt"'},
     )
+
+
+def _state_list(store: Any, job: str, run_id: str, kind: str) -> Iterator[bytes]:
+    from sharelift.engine.report import outcome_lines
+
+    try:
+        for line in outcome_lines(store, job, run_id, kind):
+            yield line.encode()
+    finally:
+        store.close()
+
+
+def _report_list(job: str, run_id: str, spec_json: str | None, kind: str) -> Iterator[bytes]:
+    """Open the list object in the run's destination bucket (its connection, at the bucket
+    root where reports live)."""
+    import json
+
+    from airflow.models.connection import Connection
+
+    from sharelift.airflow.connections import destination_address
+    from sharelift.engine.report import list_names, report_folder
+    from sharelift.storage import open_destination
+
+    spec = json.loads(spec_json or "{}").get("job") or {}
+    conn_id = spec.get("destination")
+    if not conn_id:
+        raise HTTPException(404, "the run has no recorded destination to read its report from")
+    try:
+        address = destination_address(Connection.get_connection_from_secrets(conn_id), "")
+        destination = open_destination(address)
+        f = destination.open(report_folder(job, run_id) + list_names(job)[kind])
+    except FileNotFoundError:
+        raise HTTPException(404, f"the report has no {kind} list") from None
+    except Exception as exc:  # noqa: BLE001 - the bucket's own error, without secrets
+        from sharelift.errors import scrub
+
+        raise HTTPException(502, f"cannot read the report: {scrub(str(exc))}") from None
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while block := f.read(1024 * 1024):
+                yield block
+        finally:
+            f.close()
+            destination.close()
+
+    return chunks()
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -171,13 +207,14 @@ def page(job: str | None = None) -> str:
         total = r["files_to_copy"] or 0
         progress = f"{done}/{total}" if total else str(done)
         base = f"runs/{e(r['job'])}/{e(r['run_id'])}"
+        links = [f"<a href='{base}/{kind}_list.txt'>{kind}</a>" for kind in LIST_KINDS]
         body.append(
             f"<tr><td>{e(r['job'])}</td><td>{e(r['run_id'])}</td><td>{e(r['type'] or '')}"
-            f"{'' if not r['run_number'] else ' #' + str(r['run_number'])}</td>"
+            f" #{r['number']}</td>"
             f"<td><b>{e(r['state'])}</b>{'<br>' + e(r['cause']) if r['cause'] else ''}</td>"
             f"<td>{e(r['started_at'])}</td><td>{r['files_scanned'] or 0}</td><td>{progress}</td>"
             f"<td>{r['copied']} ({r['bytes_copied'] / 1e6:.1f} MB)</td><td>{r['skipped']}</td><td>{r['failed']}</td>"
-            f"<td><a href='{base}/completed_list.txt'>completed</a> · <a href='{base}/error_list.txt'>errors</a>"
+            f"<td>{' · '.join(links)}"
             f"{'<br>' + e(r['report']) if r['report'] else ''}</td></tr>"
         )
     flows = []

@@ -339,6 +339,14 @@ def clear_flow_control(store: StateStore | Engine, job: str) -> bool:
         return bool(conn.execute(flow_settings.delete().where(flow_settings.c.job == job)).rowcount)
 
 
+def jobs_with_flow_control(store: StateStore | Engine) -> set[str]:
+    """Jobs with a setting or a subtask lease: known to the state database even before
+    their first run is recorded (a limit set ahead with ``--new-job``)."""
+    with _engine(store).connect() as conn:
+        found = conn.execute(sa.union(sa.select(flow_settings.c.job), sa.select(flow_leases.c.job)))
+        return {row[0] for row in found}
+
+
 def running_subtasks(store: StateStore | Engine, job: str) -> list[dict[str, Any]]:
     """Leases renewed in the last ``LEASE_TTL`` seconds by the wall clock (for display)."""
     cutoff = time.time() - LEASE_TTL

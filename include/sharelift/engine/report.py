@@ -25,6 +25,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +59,29 @@ def iso_ns(ns: int | None) -> str:
         return ""
     secs, rem = divmod(int(ns), 1_000_000_000)
     return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{rem:09d}Z"
+
+
+def completed_line(o: dict[str, Any]) -> str:
+    return f"{escape_field(o['object_key'])}\t{o['size']}\t{o['crc64']}\t{iso(o['finished_at'])}\n"
+
+
+def error_line(o: dict[str, Any]) -> str:
+    return (
+        f"{escape_field(o['object_key'])}\t{iso(o['started_at'])}\t{iso(o['finished_at'])}\t"
+        f"{escape_field(o['reason'] or '')}\n"
+    )
+
+
+# list kind -> (outcome status it lists, its line format)
+OUTCOME_LISTS = {"completed": ("copied", completed_line), "error": ("failed", error_line)}
+
+
+def outcome_lines(state: StateStore, job: str, run_id: str, kind: str) -> Iterator[str]:
+    """The lines of the completed or the error list, from the state database (the report
+    writes them; the UI streams them while a run is still going)."""
+    status, line = OUTCOME_LISTS[kind]
+    for o in state.iter_outcomes(job, run_id, status=status):
+        yield line(o)
 
 
 def report_folder(job: str, run_id: str) -> str:
@@ -98,17 +122,9 @@ def write_report(
                 f.write(
                     f"{escape_field(source.display_url(row.path))}\t{row.size}\t{iso_ns(row.mtime_ns)}\n"
                 )
-        with open(paths["completed"], "w", encoding="utf-8") as f:
-            for o in state.iter_outcomes(job, run_id, status="copied"):
-                f.write(
-                    f"{escape_field(o['object_key'])}\t{o['size']}\t{o['crc64']}\t{iso(o['finished_at'])}\n"
-                )
-        with open(paths["error"], "w", encoding="utf-8") as f:
-            for o in state.iter_outcomes(job, run_id, status="failed"):
-                f.write(
-                    f"{escape_field(o['object_key'])}\t{iso(o['started_at'])}\t{iso(o['finished_at'])}\t"
-                    f"{escape_field(o['reason'] or '')}\n"
-                )
+        for kind in ("completed", "error"):
+            with open(paths[kind], "w", encoding="utf-8") as f:
+                f.writelines(outcome_lines(state, job, run_id, kind))
         summary = build_summary(job, run_id, state, scan_summary=scan_summary, extra=extra)
         summary["report_folder"] = root.display_url(folder)
         summary["lists"] = {

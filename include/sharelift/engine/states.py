@@ -1,10 +1,12 @@
-"""How the SPEC's job and run states map onto Airflow's (SPEC section 6).
+"""How the job and run states map onto Airflow's (docs/states.md).
 
 Shown to operators by ``sharelift runs`` and in every run's summary, so they can read an
 Airflow run and know what the reference service would have called it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 # sharelift state -> where it shows in Airflow
 STATE_MAPPING: dict[str, str] = {
@@ -21,3 +23,27 @@ STATE_MAPPING: dict[str, str] = {
 
 def run_state_mapping() -> dict[str, str]:
     return dict(STATE_MAPPING)
+
+
+def number_runs(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """Each run with its number within its job (1 = the job's first run), in start order.
+
+    Not the ``run_number`` column: that is a run's place in an incremental chain (1 to N),
+    and every run of a full job has 1 there.
+    """
+    seen: dict[str, int] = {}
+    numbered = []
+    for row in sorted(rows, key=lambda r: r.get("started_at") or 0.0):
+        seen[row["job"]] = seen.get(row["job"], 0) + 1
+        numbered.append((seen[row["job"]], row))
+    return numbered
+
+
+def run_kind(row: dict[str, Any]) -> str:
+    """``full``, ``incremental 2`` (its place in the chain), ``sync``; ``retry`` for a retry."""
+    if row.get("retry_of"):
+        return "retry"
+    kind = str(row.get("migration_type") or "")
+    if kind == "incremental" and row.get("run_number"):
+        return f"incremental {row['run_number']}"
+    return kind
