@@ -74,14 +74,21 @@ def work_dir() -> tuple[str, str]:
     ), "default: ~/airflow/sharelift"
 
 
+def with_driver(url: str) -> str:
+    """PostgreSQL URLs without a driver get psycopg2, the one sharelift installs: SQLAlchemy
+    2.1 would otherwise pick psycopg 3 for ``postgresql://``."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
+
+
 def state_url_from_connection(uri: str, host: str | None) -> str:
     """A SQLAlchemy URL from an Airflow connection's URI (Airflow writes ``postgres://``,
     and keeps a SQLite file's path in ``host``)."""
-    if uri.startswith("postgres://"):
-        return "postgresql://" + uri[len("postgres://") :]
     if uri.startswith("sqlite://") and host:
         return f"sqlite:///{host}"
-    return uri
+    return with_driver(uri)
 
 
 def resolve(

@@ -38,7 +38,9 @@ def test_the_state_database_follows_one_precedence(
     monkeypatch.delenv("SHARELIFT_WORK_DIR", raising=False)
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "af"))
     lookup = {"sharelift_state": ("postgres://u:pw@127.0.0.1:5/db", "127.0.0.1")}.get
-    assert resolve(connection_lookup=lookup).state_url == "postgresql://u:pw@127.0.0.1:5/db"
+    assert (
+        resolve(connection_lookup=lookup).state_url == "postgresql+psycopg2://u:pw@127.0.0.1:5/db"
+    )
     assert resolve().state_url == f"sqlite:///{tmp_path / 'af' / 'sharelift' / 'state.db'}"
     monkeypatch.setenv("SHARELIFT_WORK_DIR", str(tmp_path / "w"))
     assert resolve().state_url == f"sqlite:///{tmp_path / 'w' / 'state.db'}"
