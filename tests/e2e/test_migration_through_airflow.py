@@ -252,6 +252,11 @@ def test_the_sharelift_ui_page_lists_runs_with_states_and_serves_the_lists(airfl
         "GET", f"/sharelift/runs/e2e-pool/{pool_run['run_id']}/completed_list.txt"
     )
     assert len(listing.text.splitlines()) == 640
+    base = f"/sharelift/runs/e2e-pool/{pool_run['run_id']}"
+    assert len(airflow.request("GET", f"{base}/total_list.txt").text.splitlines()) == 640
+    assert airflow.request("GET", f"{base}/error_list.txt").text == ""
+    unknown = airflow.request("GET", f"{base}/skipped_list.txt")
+    assert unknown.status_code == 404 and "total_list.txt" in unknown.text
     anonymous = requests.get(f"{airflow.base_url}/sharelift/api/runs", timeout=10)
     assert anonymous.status_code in (401, 403)
 
