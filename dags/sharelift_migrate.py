@@ -1,4 +1,4 @@
-"""Ad-hoc migration: trigger with Params from the UI, REST or CLI (SPEC sections 2-8).
+"""Ad-hoc migration: trigger with Params from the UI, REST or CLI (docs/jobs.md).
 
 Wiring only: the DAG is built by ``sharelift.airflow.dag_factory``; nothing here touches
 the network, a database or the file system at import time.

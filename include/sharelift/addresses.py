@@ -1,4 +1,4 @@
-"""Data addresses: named, validated, reusable endpoints (SPEC section 2).
+"""Data addresses: named, validated, reusable endpoints (docs/addresses.md).
 
 An address is plain data: it says where a source or destination is and how to log in.
 ``open_source``/``open_destination`` turn it into a backend. Validation happens when the
@@ -30,7 +30,7 @@ def validate_address_name(name: str, field_name: str = "name") -> str:
 
 
 def validate_prefix(prefix: str, field_name: str = "prefix") -> str:
-    """SPEC: optional; must not start with '/' and must end with '/'; empty = bucket root."""
+    """Optional; must not start with '/' and must end with '/'; empty = bucket root."""
     if prefix is None or prefix == "":
         return ""
     if prefix.startswith("/"):

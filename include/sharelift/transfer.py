@@ -1,7 +1,7 @@
 """Copying one file: the overwrite rule, the put, and the per-file outcome.
 
-This is the smallest unit of the engine and the only place the SPEC's overwrite rule
-lives: a same-named destination object is replaced only when the source file is newer;
+This is the smallest unit of the engine and the only place the overwrite rule
+(docs/concepts.md) lives: a same-named destination object is replaced only when the source file is newer;
 otherwise the file is skipped and the outcome says why. Every failure of one file becomes
 an outcome, never an exception, so one bad file cannot fail its subtask.
 """

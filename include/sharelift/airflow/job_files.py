@@ -141,7 +141,7 @@ def load_job_file(path: Path) -> dict[str, Any]:
 
 
 def parse_sync_period(path: Path, value: Any) -> Any:
-    """'6h', '2 days', '1w' -> timedelta (SPEC: a number of hours, days or weeks)."""
+    """'6h', '2 days', '1w' -> timedelta (a number of hours, days or weeks)."""
     from datetime import timedelta
 
     m = SYNC_PERIOD_RE.match(str(value or ""))

@@ -1,7 +1,7 @@
 """Queueing the next run of an incremental job from inside a task.
 
-Airflow's timetables count intervals between scheduled starts; the SPEC counts from the
-end of the previous run (08:00 start, 1 h run, 1 h interval -> next at 10:00). So the
+Airflow's timetables count intervals between scheduled starts; a sharelift incremental job counts
+from the end of the previous run (08:00 start, 1 h run, 1 h interval -> next at 10:00). So the
 last task of each run queues the next one with ``run_after = now + interval``, and the
 scheduler holds it until then. Runs are numbered through the conf; after run N nothing is
 queued and the job stays finished. Pausing the DAG holds the queued run.

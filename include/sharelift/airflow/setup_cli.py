@@ -1,7 +1,7 @@
 """``sharelift airflow-setup``: what an Airflow deployment needs before the first job runs.
 
 Creates the ``sharelift_copy`` pool (without it, copy tasks would wait in ``scheduled``
-forever) and the work folder. The SPEC allows at most 20 subtasks at once (the DAG caps
+forever) and the work folder. A run copies at most 20 subtasks at once (the DAG caps
 each run at 20); the pool is the deployment's capacity, so by default it is sized to this
 machine: two copy tasks per CPU, at least 4, at most 20. Each copy task already keeps
 several files in flight on its own threads; on the 2-CPU benchmark machine 20 slots made
@@ -26,7 +26,7 @@ POOL_DESCRIPTION = "sharelift copy subtasks: at most this many run at once acros
 
 
 def default_pool_slots() -> int:
-    """Two copy tasks per CPU of this machine, at least 4, at most the SPEC's 20."""
+    """Two copy tasks per CPU of this machine, at least 4, at most 20 (a run's limit)."""
     return max(4, min(POOL_SLOTS, 2 * (os.cpu_count() or 2)))
 
 
@@ -37,7 +37,7 @@ def _slots(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if not 1 <= value <= POOL_SLOTS:
         raise argparse.ArgumentTypeError(
-            f"must be between 1 and {POOL_SLOTS} (SPEC: at most {POOL_SLOTS} subtasks at once)"
+            f"must be between 1 and {POOL_SLOTS} (a run copies at most {POOL_SLOTS} subtasks at once)"
         )
     return value
 

@@ -249,7 +249,7 @@ def copy_step(job_dict: dict[str, Any], run_id: str, subtask: dict[str, Any]) ->
     state = StateStore(state_url())
     started = time.monotonic()
     transfer = TransferConfig(checkpoint_dir=paths.checkpoints)
-    # Flow control (SPEC 5): this task's share of the job's live limit, via the state DB.
+    # Flow control (docs/flow-control.md): this task's share of the job's live limit, via the state DB.
     throttle = open_throttle(state, job.name, run_id, st.index)
     try:
         with open_source(src) as source, open_destination(dst, transfer=transfer) as destination:
@@ -333,7 +333,7 @@ def report_step(
 
 
 def finish_step(report_result: dict[str, Any] | None) -> dict[str, Any]:
-    """The run's verdict (SPEC states): Failed when any file failed, Completed otherwise.
+    """The run's verdict (docs/states.md): Failed when any file failed, Completed otherwise.
 
     A task of its own, last in the run, so that the report is written and the next run of
     an incremental job is queued before the run is marked failed.
@@ -367,8 +367,8 @@ def hour_seconds() -> float:
 def next_incremental_run(params: dict[str, Any]) -> tuple[dict[str, Any], float] | None:
     """The conf and start delay (seconds) of the next run of an incremental job, or None.
 
-    Called at the END of a run: SPEC "the interval is counted from the end of the previous
-    run". After run N the job is finished and nothing more is triggered.
+    Called at the END of a run: the interval is counted from the end of the previous
+    run (docs/jobs.md). After run N the job is finished and nothing more is triggered.
     """
     job = job_from_params(params)
     if job.migration_type != "incremental" or job.retry_of or job.run_number >= job.migration_times:

@@ -60,7 +60,7 @@ def run_subtask(
 ) -> Counter[str]:
     """Copy the subtask's files; returns counts by status (``previously-done`` included).
 
-    ``throttle`` (flow control, SPEC section 5) is charged every byte read from the source,
+    ``throttle`` (flow control, docs/flow-control.md) is charged every byte read from the source,
     as it is read, so the job's limit bounds the network traffic from the file server.
     It is closed when the subtask ends, handing its share to the job's other subtasks.
     """

@@ -1,4 +1,4 @@
-"""Flow control (SPEC section 5): a job-wide bandwidth limit by time of day, changed live.
+"""Flow control (docs/flow-control.md): a job-wide bandwidth limit by time of day, changed live.
 
 The setting
     A job's flow control is a list of entries ``HH:MM-HH:MM=MB/s``; outside every entry

@@ -1,4 +1,4 @@
-"""A job: what to migrate, from where to where, and how to split it (SPEC sections 3-4)."""
+"""A job: what to migrate, from where to where, and how to split it (docs/jobs.md)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class JobSpec:
     dry_run: bool = False
     estimated_files: int | None = None
     estimated_bytes: int | None = None
-    # Incremental jobs (SPEC section 3): run 1 is full, runs 2..N take the changes since
+    # Incremental jobs (docs/jobs.md): run 1 is full, runs 2..N take the changes since
     # the start of the previous run; the interval counts from the end of the previous run.
     interval_hours: int = 1
     migration_times: int = 1

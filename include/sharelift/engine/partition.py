@@ -1,4 +1,4 @@
-"""Partition: cut the manifest into subtasks by file count and by size (SPEC section 4).
+"""Partition: cut the manifest into subtasks by file count and by size (docs/jobs.md).
 
 A subtask closes as soon as either limit is reached: 10,000 files at 500 per subtask give
 20 subtasks. A file larger than the size limit gets a subtask of its own. Subtasks are row

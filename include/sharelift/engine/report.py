@@ -1,6 +1,6 @@
 """Report: the three lists and a summary, in the bucket under ``aliyun_mgw_import_report/``.
 
-Layout (SPEC section 7): ``aliyun_mgw_import_report/<job>/<run>/`` holds
+Layout (docs/reports.md): ``aliyun_mgw_import_report/<job>/<run>/`` holds
 ``<job>_total_list.txt``, ``<job>_completed_list.txt``, ``<job>_error_list.txt`` and
 ``<job>_summary.json`` (+ a readable ``<job>_summary.txt``). The folder is at the bucket
 root whatever the destination prefix, as the reference service does.

@@ -62,7 +62,7 @@ def _copy_worker(
     st = Subtask.from_dict(subtask)
     throttle = None
     try:
-        # Flow control (SPEC 5): one lease per running subtask; the job's limit is shared.
+        # Flow control (docs/flow-control.md): one lease per running subtask; the job's limit is shared.
         throttle = open_throttle(state, spec.name, run_id, st.index)
         with open_source(src) as source, open_destination(dst, transfer=transfer) as destination:
             counts = run_subtask(

@@ -62,7 +62,7 @@ def scan(
 ) -> ScanResult:
     """Write the manifest; ``newer_than_ns``/``not_newer_than_ns`` bound the mtime window.
 
-    ``newer_than_ns`` defaults to the job's start time point (SPEC: files whose
+    ``newer_than_ns`` defaults to the job's start time point (only files whose
     last-modified time is later than it).
     """
     lower = newer_than_ns if newer_than_ns is not None else job.start_time_ns

@@ -174,7 +174,7 @@ class StateStore:
                 conn.execute(runs.insert().values(job=job, run_id=run_id, **values))
 
     def record_scan(self, job: str, run_id: str, result: Any) -> None:
-        """SPEC "Scan Finished": the totals of a finished scan (a ``ScanResult``)."""
+        """State "Scan Finished": the totals of a finished scan (a ``ScanResult``)."""
         self.upsert_run(
             job,
             run_id,
