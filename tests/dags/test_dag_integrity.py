@@ -1,4 +1,4 @@
-"""The DAG folder loads without errors and the migration DAG has the SPEC's shape."""
+"""The DAG folder loads without errors and the migration DAG has the documented shape (docs/concepts.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A migration through a running Airflow (scheduler + api-server, LocalExecutor).
 
-``dag.test()`` ignores pools, so this is where the SPEC's "at most 20 subtasks at once"
+``dag.test()`` ignores pools, so this is where "at most 20 subtasks of a run at once"
 is proven: 32 subtasks, task-instance start/end times, maximum overlap.
 """
 
@@ -44,7 +44,7 @@ def airflow(testbed_root: Path):  # type: ignore[no-untyped-def]
     )
     server.start()
     try:
-        # The project's own set-up creates the pool, not the test; 20 slots (the SPEC's
+        # The project's own set-up creates the pool, not the test; 20 slots (a run's
         # limit, above this machine's default) so that the cap of 20 per run is what binds.
         subprocess.run(
             [sys.executable, "-m", "sharelift.cli", "airflow-setup", "--pool-slots", "20"],

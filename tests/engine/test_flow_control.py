@@ -1,4 +1,4 @@
-"""Flow control end to end on local folders (SPEC 5): a job-wide limit, changed live.
+"""Flow control end to end on local folders (docs/flow-control.md): a job-wide limit, changed live.
 
 Timing tests assert lower bounds only where the limit must hold (a loaded machine is only
 ever slower), and for a raised limit only that the run ended far sooner than the old limit

@@ -1,4 +1,4 @@
-"""Address rules from SPEC section 2: names, prefixes, required fields, no secret in repr."""
+"""Address rules (docs/addresses.md): names, prefixes, required fields, no secret in repr."""
 
 from __future__ import annotations
 

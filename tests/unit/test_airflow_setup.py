@@ -1,4 +1,4 @@
-"""``sharelift airflow-setup``: the copy pool is sized to the machine within the SPEC's 20."""
+"""``sharelift airflow-setup``: the copy pool is sized to the machine, at most 20."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Flow-control settings (SPEC 5): parsing, validation, and which limit applies when."""
+"""Flow-control settings (docs/flow-control.md): parsing, validation, and which limit applies when."""
 
 from __future__ import annotations
 

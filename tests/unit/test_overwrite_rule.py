@@ -1,4 +1,4 @@
-"""SPEC section 3: a same-named object is overwritten only by a newer source file."""
+"""The overwrite rule (docs/concepts.md): a same-named object is overwritten only by a newer source file."""
 
 from __future__ import annotations
 

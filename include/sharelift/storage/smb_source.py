@@ -67,7 +67,7 @@ from sharelift.errors import (
 )
 from sharelift.storage.base import Entry, EntryKind, ReadStream, Source, SourceFeatures
 
-CHUNK = 1024 * 1024  # NOTES: 1 MiB reads are smbprotocol's sweet spot
+CHUNK = 1024 * 1024  # measured: 1 MiB reads are smbprotocol's sweet spot
 DIR_QUERY_SIZE = 64 * 1024  # one credit per QUERY_DIRECTORY; larger buys ~3 %
 READ_AHEAD = 4  # READ requests in flight per stream (2 -> 4: +14 % MB/s in one process)
 PREFETCH = 8  # compound opens of announced files in flight on one connection
