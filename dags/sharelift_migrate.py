@@ -8,6 +8,6 @@ from sharelift.airflow.dag_factory import build_migration_dag
 
 dag = build_migration_dag(
     "sharelift_migrate",
-    description="Ad-hoc migration of a file share into OSS (full).",
+    description="Ad-hoc migration of a file share into OSS (full or incremental).",
     tags=["sharelift", "ad-hoc"],
 )
