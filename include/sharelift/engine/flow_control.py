@@ -67,7 +67,6 @@ import socket
 import threading
 import time
 import uuid
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +75,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sharelift.engine.migrations import upgrade_to_head
 from sharelift.engine.state import StateStore, metadata
 from sharelift.errors import ConfigError
 
@@ -283,22 +283,13 @@ def validate_timezone(name: str | None) -> str:
 
 # -- the setting: storage -----------------------------------------------------------
 
-_READY: weakref.WeakSet[Engine] = weakref.WeakSet()
-
 
 def _engine(store: StateStore | Engine) -> Engine:
-    """The engine, with this module's tables created (a StateStore made before this module
-    was imported does not know them)."""
-    engine = store.engine if isinstance(store, StateStore) else store
-    if engine not in _READY:
-        tables = [flow_settings, flow_leases]
-        try:
-            metadata.create_all(engine, tables=tables)
-        except sa.exc.DBAPIError:  # another process created them at the same moment
-            time.sleep(0.2)
-            metadata.create_all(engine, tables=tables)
-        _READY.add(engine)
-    return engine
+    """The engine, its schema current (a StateStore saw to that when it opened)."""
+    if isinstance(store, StateStore):
+        return store.engine
+    upgrade_to_head(store)
+    return store
 
 
 def set_flow_control(store: StateStore | Engine, job: str, setting: FlowControl) -> None:

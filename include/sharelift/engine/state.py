@@ -6,6 +6,10 @@ default, PostgreSQL supported) and is plain SQLAlchemy here, so the engine runs 
 Airflow. Writes are batched; SQLite runs in WAL mode with a busy timeout so that twenty
 copy tasks can write at once.
 
+The tables are declared here for the queries; their DDL is the migrations' (Alembic, in
+``engine/migrations``): opening a store brings an older database to the current schema,
+once per process.
+
 CRC-64 values are unsigned 64-bit and do not fit a signed BIGINT: stored as text.
 """
 
@@ -18,6 +22,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from sharelift.engine.migrations import upgrade_to_head
 
 metadata = sa.MetaData()
 
@@ -108,28 +114,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Columns added after a table was first created (``create_all`` only makes missing
-    tables): a state database written by an earlier version keeps working."""
-    inspector = sa.inspect(engine)
-    for table in (runs, outcomes):
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in have:
-                kind = column.type.compile(dialect=engine.dialect)
-                try:
-                    with engine.begin() as conn:
-                        conn.execute(
-                            sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
-                        )
-                except sa.exc.DBAPIError:
-                    # Another task added it at the same moment; anything else shows next.
-                    if column.name not in {
-                        c["name"] for c in sa.inspect(engine).get_columns(table.name)
-                    }:
-                        raise
-
-
 class StateStore:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -144,8 +128,11 @@ class StateStore:
         self.engine: Engine = sa.create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        try:
+            upgrade_to_head(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def __repr__(self) -> str:
         return f"StateStore({self.engine.url.render_as_string(hide_password=True)!r})"
