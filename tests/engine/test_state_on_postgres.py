@@ -5,23 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.engine.jobs import JobSpec
 from sharelift.engine.runner import run_job
-
-
-@pytest.fixture(scope="module")
-def postgres(testbed_root: Path):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.postgres import PostgresServer
-
-    server = PostgresServer(testbed_root / "postgres")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_a_run_and_its_rerun_record_their_outcomes_in_postgresql(postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
