@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,23 @@ def revision_of(url: str) -> list[str]:
             return list(conn.scalars(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")))
     finally:
         engine.dispose()
+
+
+def migrate_from_nothing(url: str) -> None:
+    """Run every revision on an empty database, as Alembic alone would."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        migrations._migrate(conn)
+        conn.commit()
+    engine.dispose()
+
+
+def sqlite_schema(url: str) -> set[tuple[str, str, str]]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master").all()
+    engine.dispose()
+    return {(kind, name, " ".join((sql or "").split())) for kind, name, sql in rows}
 
 
 def differences_from_the_code(store: StateStore) -> list[Any]:
@@ -160,6 +179,27 @@ def test_a_fresh_database_gets_the_newest_schema(tmp_path: Path) -> None:
     assert revision_of(sqlite_url(tmp_path)) == [HEAD]
 
 
+def test_a_fresh_database_is_made_exactly_as_running_every_revision_makes_it(
+    tmp_path: Path,
+) -> None:
+    created, migrated = f"sqlite:///{tmp_path}/created.db", f"sqlite:///{tmp_path}/migrated.db"
+    StateStore(created).close()
+    migrate_from_nothing(migrated)
+    assert sqlite_schema(created) == sqlite_schema(migrated)
+    assert revision_of(migrated) == [HEAD]
+
+
+def test_opening_a_fresh_database_does_not_import_alembic(tmp_path: Path) -> None:
+    """Every first run and every benchmark case starts with a new database."""
+    code = (
+        "import sys; from sharelift.engine.state import StateStore; "
+        f"StateStore({sqlite_url(tmp_path)!r}).close(); print('alembic' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+    assert revision_of(sqlite_url(tmp_path)) == [HEAD]
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_a_database_from_before_migrations_is_upgraded_with_its_rows_kept(
     tmp_path: Path, shape: str
@@ -197,8 +237,13 @@ def test_a_process_opening_a_current_database_only_reads_its_revision(
     assert any(VERSION_TABLE in s for s in statements)
 
 
-def test_twenty_processes_opening_a_fresh_database_at_once_all_succeed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shape", [None, "before-etag"])
+def test_twenty_processes_opening_a_database_at_once_all_succeed(
+    tmp_path: Path, shape: str | None
+) -> None:
     url = sqlite_url(tmp_path)
+    if shape:
+        build_old_database(url, shape)
     assert open_in_processes_at_once(url, 20) == [0] * 20
     assert revision_of(url) == [HEAD]
     store = StateStore(url)
@@ -259,6 +304,16 @@ def test_a_fresh_postgresql_database_gets_the_newest_schema(postgres_database: s
     assert revision_of(postgres_database) == [HEAD]
 
 
+def test_running_every_revision_on_postgresql_gives_the_newest_schema(
+    postgres_database: str,
+) -> None:
+    migrate_from_nothing(postgres_database)
+    store = StateStore(postgres_database)
+    assert differences_from_the_code(store) == []
+    store.close()
+    assert revision_of(postgres_database) == [HEAD]
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_a_postgresql_database_from_before_migrations_is_upgraded_with_its_rows_kept(
     postgres_database: str, shape: str
@@ -271,11 +326,17 @@ def test_a_postgresql_database_from_before_migrations_is_upgraded_with_its_rows_
     assert revision_of(postgres_database) == [HEAD]
 
 
-def test_twenty_processes_opening_a_fresh_postgresql_database_at_once_all_succeed(
-    postgres_database: str,
+@pytest.mark.parametrize("shape", [None, "before-etag"])
+def test_twenty_processes_opening_a_postgresql_database_at_once_all_succeed(
+    postgres_database: str, shape: str | None
 ) -> None:
+    if shape:
+        build_old_database(postgres_database, shape)
     assert open_in_processes_at_once(postgres_database, 20) == [0] * 20
     assert revision_of(postgres_database) == [HEAD]
+    store = StateStore(postgres_database)
+    assert differences_from_the_code(store) == []
+    store.close()
 
 
 def test_a_newer_postgresql_database_is_refused_without_showing_the_password(

@@ -76,7 +76,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sharelift.engine.migrations import upgrade_to_head
-from sharelift.engine.state import StateStore, metadata
+from sharelift.engine.state import StateStore, flow_leases, flow_settings, metadata
 from sharelift.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -89,29 +89,6 @@ IDLE_REFRESH_SECONDS = 2.0  # a job without one: only the lease is renewed
 LEASE_TTL = 5.0  # a lease whose beat has not changed for this long is dead
 BURST_SECONDS = 0.25  # token bucket size, in seconds of the subtask's rate
 LEASE_GC_SECONDS = 300.0  # rows of crashed workers are deleted after this (wall clock)
-
-flow_settings = sa.Table(
-    "sharelift_flow_control",
-    metadata,
-    sa.Column("job", sa.String(63), primary_key=True),
-    sa.Column("rules", sa.Text, nullable=False),  # JSON: [{"start","end","mb_per_s"}]
-    sa.Column("timezone", sa.String(64), nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-)
-
-flow_leases = sa.Table(
-    "sharelift_flow_leases",
-    metadata,
-    sa.Column("holder", sa.String(64), primary_key=True),
-    sa.Column("job", sa.String(63), nullable=False, index=True),
-    sa.Column("run_id", sa.String(250)),
-    sa.Column("subtask", sa.Integer),
-    sa.Column("worker", sa.String(255)),  # host:pid, for `show`
-    sa.Column("beat", sa.BigInteger, nullable=False),
-    sa.Column("rate", sa.Float),  # bytes/s this subtask allows itself; NULL = unthrottled
-    sa.Column("started_at", sa.Float),
-    sa.Column("last_seen", sa.Float),  # wall clock: display and garbage collection only
-)
 
 # -- the setting: parsing and validation ------------------------------------------
 
@@ -288,7 +265,7 @@ def _engine(store: StateStore | Engine) -> Engine:
     """The engine, its schema current (a StateStore saw to that when it opened)."""
     if isinstance(store, StateStore):
         return store.engine
-    upgrade_to_head(store)
+    upgrade_to_head(store, metadata)
     return store
 
 

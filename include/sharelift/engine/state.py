@@ -72,6 +72,30 @@ outcomes = sa.Table(
 )
 sa.Index("ix_outcomes_status", outcomes.c.job, outcomes.c.run_id, outcomes.c.status)
 
+# Flow control's (engine/flow_control.py): a job's limit, and a lease per running subtask.
+flow_settings = sa.Table(
+    "sharelift_flow_control",
+    metadata,
+    sa.Column("job", sa.String(63), primary_key=True),
+    sa.Column("rules", sa.Text, nullable=False),  # JSON: [{"start","end","mb_per_s"}]
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+flow_leases = sa.Table(
+    "sharelift_flow_leases",
+    metadata,
+    sa.Column("holder", sa.String(64), primary_key=True),
+    sa.Column("job", sa.String(63), nullable=False, index=True),
+    sa.Column("run_id", sa.String(250)),
+    sa.Column("subtask", sa.Integer),
+    sa.Column("worker", sa.String(255)),  # host:pid, for `show`
+    sa.Column("beat", sa.BigInteger, nullable=False),
+    sa.Column("rate", sa.Float),  # bytes/s this subtask allows itself; NULL = unthrottled
+    sa.Column("started_at", sa.Float),
+    sa.Column("last_seen", sa.Float),  # wall clock: display and garbage collection only
+)
+
 
 @dataclass(frozen=True, slots=True)
 class OutcomeRow:
@@ -129,7 +153,7 @@ class StateStore:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            upgrade_to_head(self.engine)
+            upgrade_to_head(self.engine, metadata)
         except BaseException:
             self.engine.dispose()
             raise
