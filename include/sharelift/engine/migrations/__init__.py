@@ -1,9 +1,12 @@
 """The state database's schema, versioned with Alembic: brought to the newest revision once.
 
 ``StateStore`` calls ``upgrade_to_head`` when it opens a database. The first call of a
-process for a URL reads the revision the database is at (one SELECT); only a database
-behind this code is upgraded, in one transaction under a lock, so twenty copy tasks
-opening a fresh database at the same moment upgrade it once and the others find it done:
+process for a URL reads the revision the database is at (one SELECT); later calls send
+nothing. A database behind this code is brought to the head in one transaction under a
+lock: a new one by creating the declared tables and recording the head, one at an older
+revision (or made before migrations, without a version table) by running the
+revisions. Twenty copy tasks opening a new database at the same moment therefore
+create it once and the others find it done:
 
 * PostgreSQL: ``pg_advisory_xact_lock`` (released with the transaction);
 * SQLite: ``BEGIN IMMEDIATE`` takes the write lock before the revision is read again
@@ -18,9 +21,10 @@ A database at a revision this code does not know was upgraded by a newer shareli
 it is refused with ``StateSchemaError`` and left unchanged.
 
 A new revision is a file in ``versions/`` with ``revision`` set to the next number and
-``down_revision`` to the previous one, and ``HEAD`` below set to it; the tables in a
-revision are frozen copies, never imported from ``state.py`` (the code moves on, a
-revision must not).
+``down_revision`` to the previous one, ``HEAD`` below set to it, and the tables in
+``state.py`` changed to match (the tests compare both ways of making a database). The
+tables in a revision are frozen copies, never imported from ``state.py``: the code
+moves on, a revision must not.
 """
 
 from __future__ import annotations
