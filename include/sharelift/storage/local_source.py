@@ -23,6 +23,7 @@ from sharelift.storage.base import (
     SourceFeatures,
     check_relative_path,
 )
+from sharelift.storage.beneath import Beneath, SymlinkNotFollowed
 
 
 def _kind(mode: int) -> EntryKind:
@@ -37,6 +38,8 @@ def _kind(mode: int) -> EntryKind:
 
 def file_error(path: str, exc: OSError) -> FileError:
     """The per-file error for an ``OSError`` met while reading ``path``."""
+    if isinstance(exc, SymlinkNotFollowed):
+        return NotAFile(path, str(exc))
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return SourceFileNotFound(path, "source file not found (deleted or renamed during the run)")
     if exc.errno in (errno.EACCES, errno.EPERM):
@@ -56,6 +59,10 @@ class LocalSource(Source):
     def __init__(self, address: SourceAddress) -> None:
         self.address = address
         self.root = os.path.normpath(address.path)
+        self._beneath = Beneath(self.root)
+
+    def close(self) -> None:
+        self._beneath.close()
 
     def __repr__(self) -> str:
         return f"LocalSource({self.address.name!r}, {self.root!r})"
@@ -118,7 +125,7 @@ class LocalSource(Source):
 
     def stat(self, path: str) -> Entry:
         try:
-            st = os.lstat(self._abs(path))
+            st = self._beneath.lstat(check_relative_path(path))
         except OSError as exc:
             raise file_error(path, exc) from None
         kind = _kind(st.st_mode)
@@ -131,13 +138,11 @@ class LocalSource(Source):
         )
 
     def open(self, path: str) -> ReadStream:
-        abs_path = self._abs(path)
         try:
-            # O_NOFOLLOW: a symlink swapped in after the scan is refused, never followed.
-            fd = os.open(abs_path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            # Beneath the root, one name at a time: a file or any folder on its way that
+            # was swapped for a symlink after the scan is refused, never followed.
+            fd = self._beneath.open(check_relative_path(path), os.O_RDONLY)
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise NotAFile(path, "is a symlink; symlinks are not followed") from None
             raise file_error(path, exc) from None
         try:
             st = os.fstat(fd)
