@@ -91,6 +91,27 @@ def test_a_deeper_source_folder_swapped_for_a_symlink_is_named_in_the_error(
     assert snapshot(outside) == before
 
 
+def test_a_source_folder_swapped_during_the_walk_is_an_error_and_not_listed(
+    tmp_path: Path, outside: Path
+) -> None:
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "0.txt").write_bytes(b"first")
+    (src / "a" / "inside.txt").write_bytes(b"inside")
+    before = snapshot(outside)
+    with local_source(src) as source:
+        entries = []
+        for entry in source.walk():
+            entries.append(entry)
+            if entry.path == "0.txt":  # the root is listed; "a" is next
+                shutil.rmtree(src / "a")
+                (src / "a").symlink_to(outside)
+    assert not [e.path for e in entries if e.path.startswith("a/")]
+    errors = [e.error for e in entries if e.path == "a" and e.error]
+    assert len(errors) == 1 and f"a {SWAPPED}" in errors[0]
+    assert snapshot(outside) == before
+
+
 def test_a_source_folder_swapped_while_its_files_are_read_never_reads_outside(
     tmp_path: Path, outside: Path
 ) -> None:
