@@ -140,12 +140,13 @@ def test_a_malformed_chunk_is_answered_at_once_with_400(
     assert not exists(ossd, bucket_name, "chunk.txt")
 
 
-def test_a_well_formed_chunked_put_still_stores_the_object(
+def test_a_well_formed_chunked_put_still_stores_the_object_on_a_kept_connection(
     ossd: OssServer, bucket_name: str
 ) -> None:
     request = put_head(ossd, bucket_name, "ok.txt", [("Transfer-Encoding", "chunked")])
-    answer, _ = exchange(ossd, request + b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    answer, closed = exchange(ossd, request + b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
     assert status_and_code(answer)[0] == 200
+    assert not closed, "a well-formed chunked request keeps the connection alive"
     assert ossd.bucket(bucket_name).get_object("ok.txt").read() == b"hello world"
 
 

@@ -524,22 +524,22 @@ class Handler(BaseHTTPRequestHandler):
         with Transfer-Encoding, a transfer coding other than chunked alone."""
         te = self.headers.get_all("Transfer-Encoding") or []
         cl = self.headers.get_all("Content-Length") or []
-        if te or len(cl) > 1:
-            self.close_connection = True
         if te:
             if cl:
+                self.close_connection = True
                 raise _bad_framing("Content-Length and Transfer-Encoding must not both be sent.")
             if len(te) > 1 or te[0].strip().lower() != "chunked":
+                self.close_connection = True
                 raise OssError(
                     "NotImplemented", f"Transfer-Encoding {', '.join(te)!r} is not supported."
                 )
             return Body(self.rfile, None, True)
         if not cl:
             return Body(self.rfile, 0, False)
-        if len(cl) > 1:
-            raise _bad_framing("Content-Length must be sent once.")
-        if not _CONTENT_LENGTH_RE.fullmatch(cl[0].strip()):
+        if len(cl) > 1 or not _CONTENT_LENGTH_RE.fullmatch(cl[0].strip()):
             self.close_connection = True
+            if len(cl) > 1:
+                raise _bad_framing("Content-Length must be sent once.")
             raise OssError("InvalidArgument", "Invalid Content-Length.")
         return Body(self.rfile, int(cl[0]), False)
 
