@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sharelift.errors import ConfigError
+from sharelift.path_rules import check_folder_name, check_path
 from sharelift.secret import Secret
 
 ADDRESS_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{3,63}$")
@@ -29,21 +30,10 @@ def validate_address_name(name: str, field_name: str = "name") -> str:
     return name
 
 
-def validate_prefix(prefix: str, field_name: str = "prefix") -> str:
-    """Optional; must not start with '/' and must end with '/'; empty = bucket root."""
-    if prefix is None or prefix == "":
-        return ""
-    if prefix.startswith("/"):
-        raise ConfigError(field_name, f"must not start with '/' (got {prefix!r})")
-    if not prefix.endswith("/"):
-        raise ConfigError(field_name, f"must end with '/' (got {prefix!r})")
-    if "//" in prefix:
-        raise ConfigError(
-            field_name, f"must not contain an empty folder name '//' (got {prefix!r})"
-        )
-    if len(prefix.encode()) > 1023:
-        raise ConfigError(field_name, "must be shorter than 1024 bytes (OSS key limit)")
-    return prefix
+def validate_prefix(prefix: str | None, field_name: str = "prefix") -> str:
+    """Optional; must not start with '/' and must end with '/'; empty = bucket root.
+    And no '..', '.' or empty folder names (the one path rule, ``sharelift.path_rules``)."""
+    return check_path(prefix, field_name, "prefix")
 
 
 def _validate_host(host: str, field_name: str = "host") -> str:
@@ -94,17 +84,17 @@ class SourceAddress:
         _validate_port(self.port, "port")
         _validate_port(self.mount_port, "mount_port")
         if self.protocol == "local":
-            if not self.path or not self.path.startswith("/"):
-                raise ConfigError(
-                    "path", f"a local source needs an absolute folder path (got {self.path!r})"
-                )
+            if not self.path:
+                raise ConfigError("path", "a local source needs an absolute folder path")
+            object.__setattr__(self, "path", check_path(self.path, "path", "absolute"))
             return
         _validate_host(self.host)
+        # Every path field follows the one path rule: no '..', '.' or empty folder names.
+        object.__setattr__(self, "path", check_path(self.path, "path", "relative"))
         if self.protocol == "nfs":
-            if not self.share.startswith("/"):
-                raise ConfigError(
-                    "share", f"an NFS export path must start with '/' (got {self.share!r})"
-                )
+            if not self.share:
+                raise ConfigError("share", "an NFS export path like /exports/data is required")
+            object.__setattr__(self, "share", check_path(self.share, "share", "absolute"))
             if self.nfs_version not in (3, 4):
                 raise ConfigError("nfs_version", f"must be 3 or 4 (got {self.nfs_version!r})")
         if self.protocol == "smb":
@@ -113,11 +103,7 @@ class SourceAddress:
                 raise ConfigError(
                     "share", f"must be one SMB share name, like 'data' (got {self.share!r})"
                 )
-            object.__setattr__(self, "share", share)
-        if self.path.startswith("/") and self.protocol != "local":
-            object.__setattr__(self, "path", self.path.strip("/"))
-        if ".." in self.path.split("/"):
-            raise ConfigError("path", "must stay inside the share ('..' is not allowed)")
+            object.__setattr__(self, "share", check_folder_name(share, "share"))
 
     def display_url(self) -> str:
         """Where the files are, for reports: no credentials, ever."""
@@ -157,10 +143,9 @@ class DestinationAddress:
             raise ConfigError("kind", f"must be oss or local (got {self.kind!r})")
         validate_prefix(self.prefix)
         if self.kind == "local":
-            if not self.path or not self.path.startswith("/"):
-                raise ConfigError(
-                    "path", f"a local destination needs an absolute folder path (got {self.path!r})"
-                )
+            if not self.path:
+                raise ConfigError("path", "a local destination needs an absolute folder path")
+            object.__setattr__(self, "path", check_path(self.path, "path", "absolute"))
             return
         if not self.endpoint:
             raise ConfigError("endpoint", "is required for an OSS destination")

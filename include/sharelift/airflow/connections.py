@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.errors import ConfigError
+from sharelift.path_rules import PathForm, check_path
 
 SOURCE_TYPES = {
     "sharelift_nfs": "nfs",
@@ -61,6 +62,12 @@ def address_name(conn_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in conn_id)[:63].ljust(3, "_")
 
 
+def _path_field(conn: ConnectionLike, value: object, name: str, form: PathForm) -> str:
+    """A path field of a connection, checked by the one path rule; the error names the
+    connection and the field, so the operator knows which connection to edit."""
+    return check_path(value, f"connection {conn.conn_id!r} {name}", form)
+
+
 def source_address(conn: ConnectionLike, sub_path: str = "") -> SourceAddress:
     protocol = SOURCE_TYPES.get(conn.conn_type or "")
     if protocol is None:
@@ -70,20 +77,26 @@ def source_address(conn: ConnectionLike, sub_path: str = "") -> SourceAddress:
             + ", ".join(sorted(SOURCE_TYPES)),
         )
     extra = conn.extra_dejson or {}
-    base_path = str(extra.get("path") or "")
-    path = "/".join(p.strip("/") for p in (base_path, sub_path) if p and p.strip("/"))
+    sub_path = check_path(sub_path, "source_path", "relative")
     name = address_name(conn.conn_id)
     if protocol == "local":
-        folder = base_path or (conn.host or "")
-        if sub_path.strip("/"):
-            folder = folder.rstrip("/") + "/" + sub_path.strip("/")
+        if extra.get("path"):
+            folder = _path_field(conn, extra["path"], "extra 'path'", "absolute")
+        else:
+            folder = _path_field(conn, conn.host or "", "host (the folder)", "absolute")
+        if sub_path:
+            folder = folder.rstrip("/") + "/" + sub_path
         return SourceAddress(name=name, protocol="local", path=folder)
+    base_path = _path_field(conn, extra.get("path") or "", "extra 'path'", "relative")
+    path = "/".join(p for p in (base_path, sub_path) if p)
     if protocol == "nfs":
         return SourceAddress(
             name=name,
             protocol="nfs",
             host=conn.host or "",
-            share=conn.schema or str(extra.get("export") or ""),
+            share=_path_field(
+                conn, conn.schema or extra.get("export") or "", "schema (export path)", "absolute"
+            ),
             path=path,
             port=_int(conn.port, "port"),
             mount_port=_int(extra.get("mount_port"), "mount_port"),
@@ -113,15 +126,17 @@ def destination_address(conn: ConnectionLike, prefix: str | None = None) -> Dest
             + ", ".join(sorted(DESTINATION_TYPES)),
         )
     extra = conn.extra_dejson or {}
-    chosen_prefix = prefix if prefix is not None else str(extra.get("prefix") or "")
+    if prefix is not None:
+        chosen_prefix = check_path(prefix, "destination_prefix", "prefix")
+    else:
+        chosen_prefix = _path_field(conn, extra.get("prefix") or "", "extra 'prefix'", "prefix")
     name = address_name(conn.conn_id)
     if kind == "local":
-        return DestinationAddress(
-            name=name,
-            kind="local",
-            path=str(extra.get("path") or conn.host or ""),
-            prefix=chosen_prefix,
-        )
+        if extra.get("path"):
+            folder = _path_field(conn, extra["path"], "extra 'path'", "absolute")
+        else:
+            folder = _path_field(conn, conn.host or "", "host (the folder)", "absolute")
+        return DestinationAddress(name=name, kind="local", path=folder, prefix=chosen_prefix)
     auth_type = extra.get("auth_type", "AK")
     if auth_type != "AK":
         raise ConfigError("auth_type", f"only 'AK' (AccessKey) is supported (got {auth_type!r})")

@@ -8,174 +8,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sharelift.airflow.job_schema import FORM_FIELDS, START_TIME_PATTERN
 from sharelift.airflow.tasks import POOL_NAME, POOL_SLOTS
-from sharelift.engine.jobs import JOB_NAME_RE, JOB_NAME_RULE
 
-START_TIME_PATTERN = (
-    r"^(All|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)$"
-)
-PREFIX_PATTERN = r"^$|^[^/].*/$"
+__all__ = ["START_TIME_PATTERN", "build_migration_dag", "migration_params"]
 
 
 def migration_params(
     defaults: dict[str, Any] | None = None, *, locked: bool = False
 ) -> dict[str, Any]:
-    """The trigger form: types, bounds, enums and sections so it explains itself.
+    """The trigger form, built from the job-settings table (``job_schema.FIELDS``) that also
+    checks job files: types, bounds, enums, patterns and sections, and each field's rule
+    written under it, so the form explains itself and refuses what a job file would.
 
     ``locked``: a declared job's name and addresses are fixed by its file (enum of one).
     """
     from airflow.sdk import Param
 
     d = defaults or {}
-    params = {
-        "job_name": Param(
-            d.get("job_name", "my-migration"),
-            type="string",
-            pattern=JOB_NAME_RE.pattern,
-            title="Job name",
-            description=f"{JOB_NAME_RULE}.",
-            section="Job",
-        ),
-        "source_conn_id": Param(
-            d.get("source_conn_id", "sharelift_source"),
-            type="string",
-            minLength=1,
-            title="Source address",
-            description="Connection id of an NFS, SMB or local-folder address.",
-            section="Job",
-        ),
-        "source_path": Param(
-            d.get("source_path", ""),
-            type="string",
-            title="Source sub-folder",
-            description="Relative to the share; empty = the whole share.",
-            section="Job",
-        ),
-        "destination_conn_id": Param(
-            d.get("destination_conn_id", "sharelift_destination"),
-            type="string",
-            minLength=1,
-            title="Destination address",
-            description="Connection id of an OSS address (type oss).",
-            section="Job",
-        ),
-        "destination_prefix": Param(
-            d.get("destination_prefix"),
-            type=["null", "string"],
-            pattern=PREFIX_PATTERN,
-            title="Prefix",
-            description="Optional; must not start with '/' and must end with '/'. "
-            "Empty = bucket root; null = the address's own prefix.",
-            section="Job",
-        ),
-        "migration_type": Param(
-            d.get("migration_type", "full"),
-            type="string",
-            enum=["full", "incremental"] if d.get("migration_type") != "sync" else ["sync"],
-            title="Migration type",
-            description="full: every file once (a re-run copies only changes). incremental: run 1 "
-            "is full, then N-1 runs take the changes since the previous run's start.",
-            section="Job",
-        ),
-        "migration_interval_hours": Param(
-            d.get("migration_interval_hours", 1),
-            type="integer",
-            minimum=1,
-            maximum=24,
-            title="Migration interval (hours)",
-            description="Incremental: hours from the END of one run to the start of the next.",
-            section="Incremental",
-        ),
-        "migration_times": Param(
-            d.get("migration_times", 1),
-            type="integer",
-            minimum=1,
-            maximum=30,
-            title="Migration times (N)",
-            description="Incremental: total number of runs, the first (full) one included.",
-            section="Incremental",
-        ),
-        "run_number": Param(
-            1,
-            type="integer",
-            minimum=1,
-            maximum=30,
-            title="Run number",
-            description="Set by sharelift when it queues the next incremental run; leave at 1.",
-            section="Internal",
-        ),
-        "retry_of": Param(
-            None,
-            type=["null", "string"],
-            title="Retry of run",
-            description="Run id of a failed run of this job: migrate exactly the files of its "
-            "error list (nothing already completed is copied again).",
-            section="Retry",
-        ),
-        "start_time": Param(
-            d.get("start_time", "All"),
-            type="string",
-            pattern=START_TIME_PATTERN,
-            title="Start time point of file",
-            description="'All', or an ISO date-time: only files modified later are migrated.",
-            section="Job",
-        ),
-        "subtask_file_count": Param(
-            d.get("subtask_file_count", 1000),
-            type="integer",
-            minimum=1,
-            maximum=1_000_000,
-            title="Subtask file count",
-            section="Performance",
-        ),
-        "subtask_file_size_mb": Param(
-            d.get("subtask_file_size_mb", 1024),
-            type="integer",
-            minimum=1,
-            maximum=10 * 1024 * 1024,
-            title="Subtask file size (MiB)",
-            section="Performance",
-        ),
-        "estimated_files": Param(
-            d.get("estimated_files"),
-            type=["null", "integer"],
-            minimum=0,
-            title="Estimated file count",
-            section="Performance",
-        ),
-        "estimated_size_gb": Param(
-            d.get("estimated_size_gb"),
-            type=["null", "number"],
-            minimum=0,
-            title="Estimated data size (GiB)",
-            section="Performance",
-        ),
-        "include": Param(
-            d.get("include", []),
-            type="array",
-            items={"type": "string"},
-            title="Include patterns",
-            description="Globs like *.pdf or docs/**",
-            section="Filters",
-        ),
-        "exclude": Param(
-            d.get("exclude", []),
-            type="array",
-            items={"type": "string"},
-            title="Exclude patterns",
-            section="Filters",
-        ),
-        "dry_run": Param(
-            d.get("dry_run", False),
-            type="boolean",
-            title="Dry run",
-            description="Scan and report what would be copied; copy nothing.",
-            section="Filters",
-        ),
-    }
-    if locked:
-        for key in ("job_name", "source_conn_id", "destination_conn_id"):
-            params[key].schema["enum"] = [d[key]]
+    params: dict[str, Any] = {}
+    for spec in FORM_FIELDS:
+        schema = spec.json_schema()
+        if spec.name == "migration_type":
+            # sync runs on a schedule, so only a job file can declare it
+            schema["enum"] = (
+                ["sync"] if d.get("migration_type") == "sync" else ["full", "incremental"]
+            )
+        if locked and spec.name in ("job_name", "source_conn_id", "destination_conn_id"):
+            schema["enum"] = [d[spec.name]]
+        default = d.get(spec.name, spec.default)
+        if isinstance(default, list):
+            default = list(default)  # never share the table's list between DAGs
+        params[spec.name] = Param(default, description=spec.form_description(), **schema)
     return params
 
 

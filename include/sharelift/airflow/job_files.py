@@ -26,36 +26,16 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sharelift.airflow.job_schema import FILE_FIELDS
 from sharelift.errors import ConfigError
 
-ALLOWED_KEYS = {
-    "job_name",
-    "source_conn_id",
-    "source_path",
-    "destination_conn_id",
-    "destination_prefix",
-    "migration_type",
-    "start_time",
-    "subtask_file_count",
-    "subtask_file_size_mb",
-    "estimated_files",
-    "estimated_size_gb",
-    "include",
-    "exclude",
-    "dry_run",
-    "description",
-    "tags",
-    "migration_interval_hours",
-    "migration_times",
-    "sync_period",
-    "sync_start",
-    "sync_no_overlap",
-}
+ALLOWED_KEYS = frozenset(spec.name for spec in FILE_FIELDS)
 SYNC_PERIOD_RE = re.compile(r"^\s*(\d+)\s*(h|hours?|d|days?|w|weeks?)\s*$", re.I)
-REQUIRED_KEYS = ("job_name", "source_conn_id", "destination_conn_id")
+REQUIRED_KEYS = tuple(spec.name for spec in FILE_FIELDS if spec.required)
 
 
 class JobFileError(ConfigError):
@@ -82,11 +62,12 @@ def dag_id_for(job_name: str) -> str:
 
 
 def load_job_file(path: Path) -> dict[str, Any]:
-    """Parse and validate one job file; returns the Params defaults for its DAG."""
+    """Parse and validate one job file; returns the Params defaults for its DAG.
+
+    Each setting is checked by its row of the job-settings table, the one the trigger form
+    is built from (``job_schema.FIELDS``): same bounds, same messages."""
     import yaml
 
-    from sharelift.addresses import validate_prefix
-    from sharelift.airflow.dag_factory import START_TIME_PATTERN
     from sharelift.airflow.tasks import job_from_params
 
     try:
@@ -105,32 +86,26 @@ def load_job_file(path: Path) -> dict[str, Any]:
             raise JobFileError(path, key, "is required")
     if path.stem != data["job_name"]:
         raise JobFileError(path, "job_name", f"must match the file name ({path.stem!r})")
-    if data.get("destination_prefix") is not None:
+    if isinstance(data.get("start_time"), date):
+        data["start_time"] = str(data["start_time"])  # YAML reads an unquoted date as a date
+    for spec in FILE_FIELDS:
+        if spec.name not in data:
+            continue
+        if data[spec.name] is None and not spec.nullable:
+            del data[spec.name]  # "key:" with nothing after it: the default
+            continue
         try:
-            validate_prefix(str(data["destination_prefix"]), "destination_prefix")
+            data[spec.name] = spec.check_value(data[spec.name])
         except ConfigError as exc:
             raise JobFileError(path, exc.field, exc.rule) from None
-    start = str(data.get("start_time", "All"))
-    if not re.match(START_TIME_PATTERN, start):
-        raise JobFileError(path, "start_time", f"must be 'All' or an ISO date-time (got {start!r})")
-    data["start_time"] = start
     kind = data.get("migration_type", "full")
-    if kind not in ("full", "incremental", "sync"):
-        raise JobFileError(
-            path, "migration_type", f"must be full, incremental or sync (got {kind!r})"
-        )
     sync_keys = {"sync_period", "sync_start", "sync_no_overlap"} & set(data)
     if kind != "sync" and sync_keys:
         raise JobFileError(path, sorted(sync_keys)[0], "only applies to migration_type: sync")
     if kind == "sync":
         data["_schedule"] = parse_sync_period(path, data.get("sync_period"))
         data["_start_date"] = parse_sync_start(path, data.get("sync_start", "immediately"))
-        no_overlap = data.get("sync_no_overlap", True)
-        if not isinstance(no_overlap, bool):
-            raise JobFileError(
-                path, "sync_no_overlap", f"must be true or false (got {no_overlap!r})"
-            )
-        data["_max_active_runs"] = 1 if no_overlap else 16
+        data["_max_active_runs"] = 1 if data.get("sync_no_overlap", True) else 16
     try:
         job_from_params(data)
     except ConfigError as exc:

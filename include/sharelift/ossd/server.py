@@ -112,11 +112,22 @@ UNSUPPORTED = frozenset(
 )
 # endpoint names under which "<bucket>.<name>" is a virtual-hosted request
 DEFAULT_DOMAINS = ("localhost", "oss.localhost", "127.0.0.1")
+_CHUNK_SIZE_RE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+_CONTENT_LENGTH_RE = re.compile(r"[0-9]{1,19}")
+MAX_CHUNK_LINE = 4096
+# OSS: the names and values of all x-oss-meta-* headers of a request, at most 8 KB
+MAX_USER_META_BYTES = 8 * 1024
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*(?:,.*)?$")
 
 
 class ClientGone(Exception):
     """The client closed the connection or stopped sending (body shorter than announced)."""
+
+
+def _bad_framing(message: str) -> OssError:
+    """A body whose length cannot be known for sure: answered at once with 400, and the
+    connection closed (whatever follows cannot be told apart from a next request)."""
+    return OssError("InvalidRequest", message)
 
 
 # --------------------------------------------------------------------------------------
@@ -134,6 +145,7 @@ class Body:
         self._chunk_left = 0
         self.done = not chunked and not length
         self.consumed = 0
+        self.broken = False  # malformed chunk: nothing more is read from the connection
 
     def _readinto(self, mv: memoryview) -> int:
         try:
@@ -146,12 +158,18 @@ class Body:
 
     def _readline(self) -> bytes:
         try:
-            line = self.rfile.readline(4096)
+            line = self.rfile.readline(MAX_CHUNK_LINE)
         except (OSError, ValueError) as e:
             raise ClientGone(str(e)) from None
         if not line.endswith(b"\n"):
+            if len(line) >= MAX_CHUNK_LINE:
+                raise self._malformed("Chunk size line too long.")
             raise ClientGone("chunked body ended early")
         return line
+
+    def _malformed(self, message: str) -> OssError:
+        self.broken = self.done = True
+        return _bad_framing(message)
 
     def readinto(self, mv: memoryview) -> int:
         """Fill ``mv`` (fully unless the body ends); 0 at the end of the body."""
@@ -166,10 +184,12 @@ class Body:
             return n
         if self._chunk_left == 0:
             line = self._readline()
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise OssError("InvalidRequest", "Bad chunked transfer encoding.") from None
+            # 1*HEXDIG, then optional extensions (RFC 9112 7.1); int(x, 16) alone would also
+            # take '0x1a', '+1a', '1_a' and spaces, which other parsers read differently.
+            digits = line.split(b";", 1)[0].rstrip(b"\r\n").rstrip(b" \t")
+            if not _CHUNK_SIZE_RE.fullmatch(digits):
+                raise self._malformed("Bad chunked transfer encoding: invalid chunk size.")
+            size = int(digits, 16)
             if size == 0:
                 while self._readline() not in (b"\r\n", b"\n"):
                     pass
@@ -180,8 +200,8 @@ class Body:
         n = self._readinto(mv[:want])
         self._chunk_left -= n
         self.consumed += n
-        if self._chunk_left == 0 and self._readline().strip():
-            raise OssError("InvalidRequest", "Bad chunked transfer encoding.")
+        if self._chunk_left == 0 and self._readline() not in (b"\r\n", b"\n"):
+            raise self._malformed("Bad chunked transfer encoding: chunk data longer than its size.")
         return n
 
     def read_all(self, limit: int) -> bytes:
@@ -498,20 +518,30 @@ class Handler(BaseHTTPRequestHandler):
         return pairs
 
     def _make_body(self) -> Body:
-        te = (self.headers.get("Transfer-Encoding") or "").lower()
-        if "chunked" in te:
+        """The request body, framed as RFC 9112 section 6 says. Anything that lets two
+        parsers disagree on where the body ends (and so where the next request starts) is
+        refused, and the connection closed: two Content-Length headers, Content-Length
+        with Transfer-Encoding, a transfer coding other than chunked alone."""
+        te = self.headers.get_all("Transfer-Encoding") or []
+        cl = self.headers.get_all("Content-Length") or []
+        if te:
+            if cl:
+                self.close_connection = True
+                raise _bad_framing("Content-Length and Transfer-Encoding must not both be sent.")
+            if len(te) > 1 or te[0].strip().lower() != "chunked":
+                self.close_connection = True
+                raise OssError(
+                    "NotImplemented", f"Transfer-Encoding {', '.join(te)!r} is not supported."
+                )
             return Body(self.rfile, None, True)
-        cl = self.headers.get("Content-Length")
-        if cl is None:
+        if not cl:
             return Body(self.rfile, 0, False)
-        try:
-            length = int(cl)
-            if length < 0:
-                raise ValueError
-        except ValueError:
+        if len(cl) > 1 or not _CONTENT_LENGTH_RE.fullmatch(cl[0].strip()):
             self.close_connection = True
-            raise OssError("InvalidArgument", "Invalid Content-Length.") from None
-        return Body(self.rfile, length, False)
+            if len(cl) > 1:
+                raise _bad_framing("Content-Length must be sent once.")
+            raise OssError("InvalidArgument", "Invalid Content-Length.")
+        return Body(self.rfile, int(cl[0]), False)
 
     def _serve(self) -> None:
         started = time.perf_counter()
@@ -552,7 +582,9 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("%s %s failed", method, self.path)
             resp = self._error(OssError("InternalError"), rid, host)
-        if body is not None and not body.done:
+        if body is not None and body.broken:
+            self.close_connection = True
+        elif body is not None and not body.done:
             if body.length is not None and body.length - body.consumed > 64 * 1024 * 1024:
                 self.close_connection = True  # not worth reading a huge unwanted body
             else:
@@ -754,10 +786,23 @@ class Handler(BaseHTTPRequestHandler):
                 ArgumentValue=acl,
             )
         user_meta: dict[str, str] = {}
+        meta_bytes = 0
         for k, v in c.headers.items():  # type: ignore[attr-defined]
             lk = k.lower()
             if lk.startswith("x-oss-meta-"):
                 user_meta[lk] = v
+                meta_bytes += len(lk.encode("latin-1", "replace")) + len(
+                    v.encode("latin-1", "replace")
+                )
+        if meta_bytes > MAX_USER_META_BYTES:
+            raise OssError(
+                "InvalidArgument",
+                "Your metadata headers exceed the maximum allowed metadata size: "
+                f"{meta_bytes} bytes of x-oss-meta-* names and values, at most "
+                f"{MAX_USER_META_BYTES}.",
+                ec="0011-00000002",
+                ArgumentName="x-oss-meta-*",
+            )
         stored = {}
         for name in STORED_HEADERS:
             value = c.header(name)

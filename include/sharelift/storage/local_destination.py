@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 from sharelift.addresses import DestinationAddress
 from sharelift.checksum import Crc64
-from sharelift.errors import AddressError, DestinationError
+from sharelift.errors import AddressError, ConfigError, DestinationError
 from sharelift.storage.base import (
     Destination,
     ObjectInfo,
@@ -42,9 +42,11 @@ from sharelift.storage.base import (
     TransferConfig,
     check_relative_path,
 )
+from sharelift.storage.beneath import Beneath, SymlinkNotFollowed
 from sharelift.storage.streaming import ExactReader
 
 TMP_MARK = ".sharelift-tmp-"
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 XATTR_CRC = "user.sharelift.crc64"
 XATTR_MTIME = "user.sharelift.mtime_ns"
 XATTR_MODE = "user.sharelift.mode"
@@ -58,17 +60,28 @@ class LocalDestination(Destination):
         self.transfer = transfer or TransferConfig()
         self.root = os.path.normpath(address.path)
         self.base = os.path.join(self.root, address.prefix) if address.prefix else self.root
+        # Every path is opened below the root one name at a time, never through a symlink
+        # (a folder swapped for one is an error, not a way out); the prefix is names too.
+        self._beneath = Beneath(self.root)
+        self._prefix = address.prefix.rstrip("/")
         self._batched = 0  # open ``batch()`` contexts: puts skip their own fsync
         self._batch_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LocalDestination({self.address.name!r}, {self.base!r})"
 
-    def _path(self, key: str) -> str:
-        rel = check_relative_path(key)
+    def _rel(self, key: str) -> str:
+        """The key's path below the root (prefix included)."""
+        try:
+            rel = check_relative_path(key)
+        except ConfigError:
+            rel = ""
         if not rel or rel != key.strip("/") or key.endswith("/"):
             raise DestinationError(key, "invalid object name for a local folder")
-        return os.path.join(self.base, rel)
+        return f"{self._prefix}/{rel}" if self._prefix else rel
+
+    def close(self) -> None:
+        self._beneath.close()
 
     def display_url(self, key: str = "") -> str:
         return f"file://{self.base.rstrip('/')}/{key}"
@@ -80,25 +93,35 @@ class LocalDestination(Destination):
             raise AddressError(self.address.name, f"folder {self.root} is not writable")
 
     def head(self, key: str) -> ObjectInfo | None:
-        path = self._path(key)
+        rel = self._rel(key)
         try:
-            st = os.stat(path, follow_symlinks=False)
+            # O_NONBLOCK: a FIFO put in the file's place must not hang the open.
+            fd = self._beneath.open(rel, os.O_RDONLY | os.O_NONBLOCK)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if not stat_mod.S_ISREG(st.st_mode):
-            return None
-        crc = _get_int_xattr(path, XATTR_CRC)
-        mtime = _get_int_xattr(path, XATTR_MTIME)
-        if crc is None or (mtime is not None and mtime != st.st_mtime_ns):
-            # No CRC kept, or the file was written since our put (which set its mtime to the
-            # source's): the kept CRC may describe other bytes, so read the file.
-            crc = _crc_of_file(path)
+        except OSError as exc:
+            if isinstance(exc, SymlinkNotFollowed) and exc.where == rel:
+                return None  # the key itself is a symlink: not an object (a put replaces it)
+            raise DestinationError(key, f"cannot read file: {_why(exc)}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                return None
+            crc = _get_int_xattr(fd, XATTR_CRC)
+            mtime = _get_int_xattr(fd, XATTR_MTIME)
+            if crc is None or (mtime is not None and mtime != st.st_mtime_ns):
+                # No CRC kept, or the file was written since our put (which set its mtime to
+                # the source's): the kept CRC may describe other bytes, so read the file.
+                crc = _crc_of_file(fd)
+            mode = _get_int_xattr(fd, XATTR_MODE)
+        finally:
+            os.close(fd)
         return ObjectInfo(
             key=key,
             size=st.st_size,
             crc64=crc,
             source_mtime_ns=mtime if mtime is not None else st.st_mtime_ns,
-            mode=_get_int_xattr(path, XATTR_MODE),
+            mode=mode,
             last_modified_ns=st.st_ctime_ns,
             etag=_etag(st),
         )
@@ -113,13 +136,13 @@ class LocalDestination(Destination):
         mode: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> PutResult:
-        path = self._path(key)
-        folder = os.path.dirname(path)
-        tmp = os.path.join(
-            folder, f".{os.path.basename(path)[:180]}{TMP_MARK}{secrets.token_hex(4)}"
-        )
+        folder, name = self._folder_of(key, create=True)
+        tmp = f".{name[:180]}{TMP_MARK}{secrets.token_hex(4)}"
         reader = ExactReader(stream, size, key, progress=progress)
-        fd = self._create(key, folder, tmp)
+        try:
+            fd = os.open(tmp, _CREATE_FLAGS, 0o644, dir_fd=folder)
+        except OSError as exc:
+            raise DestinationError(key, f"cannot create file: {_why(exc)}") from None
         try:
             with os.fdopen(fd, "wb", buffering=0) as f:
                 while True:
@@ -133,34 +156,25 @@ class LocalDestination(Destination):
                 if source_mtime_ns is not None:
                     os.utime(f.fileno(), ns=(source_mtime_ns, source_mtime_ns))
                 st = os.fstat(f.fileno())
-            _set_xattrs(tmp, crc, source_mtime_ns, mode)
-            os.replace(tmp, path)
+                _set_xattrs(f.fileno(), crc, source_mtime_ns, mode)
+            # renameat: replaces whatever is at ``name`` (a symlink too) without following it
+            os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
         except BaseException as exc:
-            _silent_unlink(tmp)
+            _silent_unlink(tmp, folder)
             if isinstance(exc, OSError):
                 raise DestinationError(key, f"cannot write file: {_why(exc)}") from None
             raise
         return PutResult(key=key, size=size, crc64=crc, etag=_etag(st))
 
-    @staticmethod
-    def _create(key: str, folder: str, tmp: str) -> int:
-        """Open the temporary file, making its folder only when it is missing (a makedirs
-        per file is a stat per path component)."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    def _folder_of(self, key: str, *, create: bool = False) -> tuple[int, str]:
+        """(descriptor of the folder holding ``key``, the key's last name); the folders
+        are made when ``create`` and missing. The descriptor belongs to ``Beneath``."""
         try:
-            return os.open(tmp, flags, 0o644)
-        except FileNotFoundError:
-            pass
+            return self._beneath.parent(self._rel(key), create=create)
         except OSError as exc:
-            raise DestinationError(key, f"cannot create file: {_why(exc)}") from None
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise DestinationError(key, f"cannot create folder: {_why(exc)}") from None
-        try:
-            return os.open(tmp, flags, 0o644)
-        except OSError as exc:
-            raise DestinationError(key, f"cannot create file: {_why(exc)}") from None
+            raise DestinationError(
+                key, f"cannot {'create' if create else 'open'} folder: {_why(exc)}"
+            ) from None
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[Callable[[], None]]:
@@ -181,27 +195,41 @@ class LocalDestination(Destination):
             _syncfs(self.root)
 
     def open(self, key: str) -> ReadStream:
-        return open(self._path(key), "rb")  # type: ignore[return-value]  # noqa: SIM115 - caller closes
+        """Raises ``FileNotFoundError`` for a missing key, like ``open``."""
+        try:
+            fd = self._beneath.open(self._rel(key), os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileNotFoundError(errno.ENOENT, "no such object", key) from None
+        except OSError as exc:
+            raise DestinationError(key, f"cannot read file: {_why(exc)}") from None
+        return os.fdopen(fd, "rb")  # type: ignore[return-value]
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         found: list[ObjectInfo] = []
-        if not os.path.isdir(self.base):
+        try:
+            top = self._beneath.listing(self._prefix)
+        except (FileNotFoundError, NotADirectoryError):
             return iter(())
-        for dirpath, dirnames, filenames in os.walk(self.base):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, self.base)
-            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
-            for name in filenames:
-                if TMP_MARK in name:
-                    continue
-                key = f"{rel_dir}/{name}" if rel_dir else name
-                if not key.startswith(prefix):
-                    continue
-                st = os.stat(os.path.join(dirpath, name), follow_symlinks=False)
-                if stat_mod.S_ISREG(st.st_mode):
-                    found.append(
-                        ObjectInfo(key=key, size=st.st_size, last_modified_ns=st.st_mtime_ns)
-                    )
+        except OSError as exc:
+            raise DestinationError(prefix, f"cannot list folder: {_why(exc)}") from None
+        try:
+            # fwalk: descriptors all the way down, symlinked folders not entered
+            for dirpath, dirnames, filenames, dir_fd in os.fwalk(".", dir_fd=top):
+                dirnames.sort()
+                rel_dir = "" if dirpath == "." else dirpath[2:]
+                for name in filenames:
+                    if TMP_MARK in name:
+                        continue
+                    key = f"{rel_dir}/{name}" if rel_dir else name
+                    if not key.startswith(prefix):
+                        continue
+                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    if stat_mod.S_ISREG(st.st_mode):
+                        found.append(
+                            ObjectInfo(key=key, size=st.st_size, last_modified_ns=st.st_mtime_ns)
+                        )
+        finally:
+            os.close(top)
         found.sort(key=lambda o: o.key)
         return iter(found)
 
@@ -215,7 +243,13 @@ class LocalDestination(Destination):
         for folder, names in by_folder.items():
             wanted = set(names)
             try:
-                with os.scandir(self._path(folder) if folder else self.base) as it:
+                listing = self._beneath.listing(self._rel(folder) if folder else self._prefix)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # no folder: none of its keys exist
+            except (OSError, DestinationError):
+                return None  # let the caller head every key and report per key
+            try:
+                with os.scandir(listing) as it:
                     for entry in it:
                         if entry.name not in wanted or not entry.is_file(follow_symlinks=False):
                             continue
@@ -227,23 +261,28 @@ class LocalDestination(Destination):
                             last_modified_ns=st.st_ctime_ns,
                             etag=_etag(st),
                         )
-            except (FileNotFoundError, NotADirectoryError):
-                continue  # no folder: none of its keys exist
-            except (OSError, DestinationError):
-                return None  # let the caller head every key and report per key
+            except OSError:
+                return None
+            finally:
+                os.close(listing)
         return found
 
     def delete(self, key: str) -> None:
-        path = self._path(key)
-        _silent_unlink(path)
+        names = self._beneath.split(self._rel(key))
+        try:
+            folder = self._beneath.folder(names[:-1])
+        except (FileNotFoundError, NotADirectoryError):
+            return  # no folder: no object
+        except OSError as exc:
+            raise DestinationError(key, f"cannot open folder: {_why(exc)}") from None
+        _silent_unlink(names[-1], folder)
         # Remove folders left empty, up to the base, like OSS where folders are only prefixes.
-        folder = os.path.dirname(path)
-        while folder.startswith(self.base) and folder != self.base:
+        base = len(self._beneath.split(self._prefix))
+        for depth in range(len(names) - 1, base, -1):
             try:
-                os.rmdir(folder)
+                os.rmdir(names[depth - 1], dir_fd=self._beneath.folder(names[: depth - 1]))
             except OSError:
                 break
-            folder = os.path.dirname(folder)
 
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
@@ -274,7 +313,7 @@ def _why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _set_xattrs(path: str, crc: int, mtime_ns: int | None, mode: int | None) -> None:
+def _set_xattrs(path: int | str, crc: int, mtime_ns: int | None, mode: int | None) -> None:
     try:
         os.setxattr(path, XATTR_CRC, str(crc).encode())
         if mtime_ns is not None:
@@ -286,23 +325,24 @@ def _set_xattrs(path: str, crc: int, mtime_ns: int | None, mode: int | None) -> 
             raise
 
 
-def _get_int_xattr(path: str, name: str) -> int | None:
+def _get_int_xattr(fd: int, name: str) -> int | None:
     try:
-        return int(os.getxattr(path, name, follow_symlinks=False))
+        return int(os.getxattr(fd, name))
     except (OSError, ValueError):
         return None
 
 
-def _crc_of_file(path: str) -> int:
+def _crc_of_file(fd: int) -> int:
     crc = Crc64()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * 1024 * 1024):
-            crc.update(chunk)
+    offset = 0
+    while chunk := os.pread(fd, 4 * 1024 * 1024, offset):
+        crc.update(chunk)
+        offset += len(chunk)
     return crc.value
 
 
-def _silent_unlink(path: str) -> None:
+def _silent_unlink(name: str, dir_fd: int) -> None:
     try:
-        os.unlink(path)
+        os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass

@@ -23,6 +23,7 @@ from sharelift.storage.base import (
     SourceFeatures,
     check_relative_path,
 )
+from sharelift.storage.beneath import Beneath, SymlinkNotFollowed
 
 
 def _kind(mode: int) -> EntryKind:
@@ -37,6 +38,8 @@ def _kind(mode: int) -> EntryKind:
 
 def file_error(path: str, exc: OSError) -> FileError:
     """The per-file error for an ``OSError`` met while reading ``path``."""
+    if isinstance(exc, SymlinkNotFollowed):
+        return NotAFile(path, str(exc))
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return SourceFileNotFound(path, "source file not found (deleted or renamed during the run)")
     if exc.errno in (errno.EACCES, errno.EPERM):
@@ -56,13 +59,13 @@ class LocalSource(Source):
     def __init__(self, address: SourceAddress) -> None:
         self.address = address
         self.root = os.path.normpath(address.path)
+        self._beneath = Beneath(self.root)
+
+    def close(self) -> None:
+        self._beneath.close()
 
     def __repr__(self) -> str:
         return f"LocalSource({self.address.name!r}, {self.root!r})"
-
-    def _abs(self, path: str) -> str:
-        rel = check_relative_path(path)
-        return os.path.join(self.root, rel) if rel else self.root
 
     def display_url(self, path: str = "") -> str:
         rel = check_relative_path(path)
@@ -87,8 +90,7 @@ class LocalSource(Source):
 
     def _walk_dir(self, rel_dir: str) -> Iterator[Entry]:
         try:
-            with os.scandir(self._abs(rel_dir)) as it:
-                items = sorted(it, key=lambda d: d.name)
+            items = self._listing(rel_dir)
         except OSError as exc:
             if rel_dir:
                 yield Entry(rel_dir, EntryKind.DIR, error=f"cannot list folder: {exc.strerror}")
@@ -116,9 +118,21 @@ class LocalSource(Source):
             if kind is EntryKind.DIR:
                 yield from self._walk_dir(rel)
 
+    def _listing(self, rel_dir: str) -> list[_Listed]:
+        """The folder's entries, sorted by name, listed through a descriptor opened beneath
+        the root: a folder swapped for a symlink during the walk is an error (``OSError``),
+        and what is behind the symlink is never listed. Each entry is stat'ed here, while
+        the descriptor is open."""
+        fd = self._beneath.listing(rel_dir)
+        try:
+            with os.scandir(fd) as it:
+                return sorted((_Listed(item) for item in it), key=lambda d: d.name)
+        finally:
+            os.close(fd)
+
     def stat(self, path: str) -> Entry:
         try:
-            st = os.lstat(self._abs(path))
+            st = self._beneath.lstat(check_relative_path(path))
         except OSError as exc:
             raise file_error(path, exc) from None
         kind = _kind(st.st_mode)
@@ -131,13 +145,11 @@ class LocalSource(Source):
         )
 
     def open(self, path: str) -> ReadStream:
-        abs_path = self._abs(path)
         try:
-            # O_NOFOLLOW: a symlink swapped in after the scan is refused, never followed.
-            fd = os.open(abs_path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            # Beneath the root, one name at a time: a file or any folder on its way that
+            # was swapped for a symlink after the scan is refused, never followed.
+            fd = self._beneath.open(check_relative_path(path), os.O_RDONLY)
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise NotAFile(path, "is a symlink; symlinks are not followed") from None
             raise file_error(path, exc) from None
         try:
             st = os.fstat(fd)
@@ -147,6 +159,44 @@ class LocalSource(Source):
             os.close(fd)
             raise
         return _LocalReadStream(os.fdopen(fd, "rb", buffering=0), path)
+
+
+class _Listed:
+    """A ``DirEntry`` of a listing by descriptor, with its ``lstat`` taken (or its error
+    kept) while the descriptor was open; answers the ``DirEntry`` calls the walk makes."""
+
+    def __init__(self, item: os.DirEntry[str]) -> None:
+        self.name = item.name
+        self._stat: os.stat_result | None = None
+        self._error: OSError | None = None
+        try:
+            self._stat = item.stat(follow_symlinks=False)
+        except OSError as exc:
+            self._error = exc
+        # the listing's own d_type: what is known of an entry that cannot be stat'ed
+        try:
+            self._listed = (
+                item.is_symlink(),
+                item.is_dir(follow_symlinks=False),
+                item.is_file(follow_symlinks=False),
+            )
+        except OSError:
+            self._listed = (False, False, False)
+
+    def stat(self, *, follow_symlinks: bool = False) -> os.stat_result:
+        if self._stat is None:
+            assert self._error is not None
+            raise self._error
+        return self._stat
+
+    def is_symlink(self) -> bool:
+        return stat_mod.S_ISLNK(self._stat.st_mode) if self._stat else self._listed[0]
+
+    def is_dir(self, *, follow_symlinks: bool = False) -> bool:
+        return stat_mod.S_ISDIR(self._stat.st_mode) if self._stat else self._listed[1]
+
+    def is_file(self, *, follow_symlinks: bool = False) -> bool:
+        return stat_mod.S_ISREG(self._stat.st_mode) if self._stat else self._listed[2]
 
 
 class _LocalReadStream:
