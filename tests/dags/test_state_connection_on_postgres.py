@@ -83,6 +83,7 @@ def test_a_limit_set_from_the_cli_holds_for_the_copy_tasks(
             "source_conn_id": "pg_src",
             "destination_conn_id": "pg_dst",
             "subtask_file_count": 3,
+            "retry_of": None,  # dag.test() keeps an earlier test's conf in the session
         }
     )
     elapsed = time.monotonic() - started
