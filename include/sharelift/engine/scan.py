@@ -4,6 +4,13 @@ Memory stays flat whatever the tree size: entries flow from the walk into Parque
 groups. What the run will not copy is recorded with the reason (symlinks, special files,
 folders the server would not list); what the operator chose to leave out (filters, files
 not newer than the start time point) is only counted, in the summary.
+
+One entry never ends the scan: an entry whose name is not valid UTF-8 (it cannot be
+stored, nor be an OSS key) becomes an error row under its escaped name (the rule of
+``sharelift.engine.names``), and every error row keeps the size and mtime the listing
+gave. Every entry the walk yields, folders apart, is counted once in ``files_seen`` and is
+either a manifest row (copy, skip or error) or counted in ``left_out``:
+``files_seen == rows + sum(left_out)``, which the report's summary restates.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from dataclasses import dataclass, field
 from sharelift.engine.filters import PathFilter
 from sharelift.engine.jobs import JobSpec
 from sharelift.engine.manifest import ManifestRow, ManifestWriter
-from sharelift.storage.base import EntryKind, Source
+from sharelift.engine.names import NOT_UTF8_REASON, is_storable, storable_text, stored_path
+from sharelift.storage.base import Entry, EntryKind, Source
 
 ProgressFn = Callable[[int, int], None]  # (files seen so far, bytes seen so far)
 
@@ -72,20 +80,22 @@ def scan(
     started = last_report = time.monotonic()
     try:
         for entry in source.walk():
-            if entry.kind is EntryKind.DIR and entry.error is None:
-                continue
+            if entry.kind is EntryKind.DIR and entry.error is None and is_storable(entry.path):
+                continue  # a folder is not an entry to migrate; what is in it is
             result.files_seen += 1
             result.bytes_seen += entry.size
             if progress is not None and time.monotonic() - last_report >= progress_every:
                 progress(result.files_seen, result.bytes_seen)
                 last_report = time.monotonic()
+            if not is_storable(entry.path):
+                writer.add(_error_row(entry, stored_path(entry.path), NOT_UTF8_REASON))
+                result.errors += 1
+                continue
             if entry.error is not None:
                 what = "folder" if entry.kind is EntryKind.DIR else "entry"
-                writer.add(
-                    ManifestRow(
-                        entry.path, 0, 0, None, "error", f"cannot read {what}: {entry.error}"
-                    )
-                )
+                said = entry.error if entry.error.startswith("cannot ") else None
+                reason = storable_text(said or f"cannot read {what}: {entry.error}")
+                writer.add(_error_row(entry, entry.path, reason))
                 result.errors += 1
                 continue
             if not keep(entry.path):
@@ -120,3 +130,8 @@ def scan(
     if progress is not None:
         progress(result.files_seen, result.bytes_seen)
     return result
+
+
+def _error_row(entry: Entry, path: str, reason: str) -> ManifestRow:
+    """An error row with what the listing gave (size, mtime, mode), not zeros."""
+    return ManifestRow(path, entry.size, entry.mtime_ns, entry.mode, "error", reason)
