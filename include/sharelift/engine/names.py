@@ -32,7 +32,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 NOT_UTF8_REASON = (
     "name is not valid UTF-8: not migrated (OSS object names must be UTF-8); "
-    "the name is shown with its undecodable bytes %-escaped"
+    "the lists show its undecodable bytes as hex escapes"
 )
 
 # Everything the rule escapes, as characters of a Python str (surrogates included).

@@ -15,6 +15,7 @@ either a manifest row (copy, skip or error) or counted in ``left_out``:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from sharelift.storage.base import Entry, EntryKind, Source
 
 ProgressFn = Callable[[int, int], None]  # (files seen so far, bytes seen so far)
 
+# The manifest, the state database and OSS metadata hold mtimes as signed 64-bit ns.
+_MIN_NS, _MAX_NS = -(2**63), 2**63 - 1
 SYMLINK_REASON = "symlink: not followed (links are not migrated)"
 SPECIAL_REASON = "special file (fifo, socket or device): not migrated"
 
@@ -91,6 +94,13 @@ def scan(
                 writer.add(_error_row(entry, stored_path(entry.path), NOT_UTF8_REASON))
                 result.errors += 1
                 continue
+            if not _MIN_NS <= entry.mtime_ns <= _MAX_NS:
+                clamped = dataclasses.replace(
+                    entry, mtime_ns=min(max(entry.mtime_ns, _MIN_NS), _MAX_NS)
+                )
+                writer.add(_error_row(clamped, entry.path, _time_reason(entry.mtime_ns)))
+                result.errors += 1
+                continue
             if entry.error is not None:
                 what = "folder" if entry.kind is EntryKind.DIR else "entry"
                 said = entry.error if entry.error.startswith("cannot ") else None
@@ -130,6 +140,13 @@ def scan(
     if progress is not None:
         progress(result.files_seen, result.bytes_seen)
     return result
+
+
+def _time_reason(mtime_ns: int) -> str:
+    return (
+        f"last-modified time {mtime_ns // 1_000_000_000} s since 1970 is outside what can be "
+        "recorded (64-bit nanoseconds: 1677-09-21 to 2262-04-11): not migrated"
+    )
 
 
 def _error_row(entry: Entry, path: str, reason: str) -> ManifestRow:
