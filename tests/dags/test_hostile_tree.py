@@ -196,6 +196,7 @@ def test_every_regular_file_on_disk_is_completed_or_in_the_error_list(dagbag, ho
         "destination_conn_id": "it_dst",
         "destination_prefix": PREFIX,
         "subtask_file_count": 8,
+        "retry_of": None,  # a first run, whatever an earlier test's run left in the params
     }
     dr = dagbag.get_dag("sharelift_migrate").test(run_conf=params)
     assert dr.state == "failed"  # some files cannot be migrated; the report says which

@@ -614,6 +614,7 @@ class NfsSource(Source):
             raise _NfsCallError(rc, lib.error(ctx))
         d = handle.value
         out = []
+        untyped = False  # an entry came without attributes (see _fill_attributes)
         dirent = _NfsDirent.from_address
         readdir = lib.nfs_readdir
         try:
@@ -625,6 +626,7 @@ class NfsSource(Source):
                 mode = e.mode
                 if not stat_mod.S_IFMT(mode):
                     mode |= _NF3_TYPE_BITS.get(e.type, 0)
+                    untyped = untyped or not stat_mod.S_IFMT(mode)
                 out.append(
                     (
                         raw.decode("utf-8", "surrogateescape"),
@@ -636,7 +638,7 @@ class NfsSource(Source):
         finally:
             lib.nfs_closedir(ctx, d)
         out.sort(key=lambda item: item[0])
-        if any(not stat_mod.S_IFMT(item[1]) for item in out):
+        if untyped:
             out = self._fill_attributes(abs_path, out)
         return out
 
