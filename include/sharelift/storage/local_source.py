@@ -36,7 +36,14 @@ def _kind(mode: int) -> EntryKind:
     return EntryKind.OTHER
 
 
-def _listed_kind(item: os.DirEntry[str]) -> EntryKind:
+def _lstat(item: _Listed) -> os.stat_result | OSError:
+    try:
+        return item.stat(follow_symlinks=False)
+    except OSError as exc:
+        return exc
+
+
+def _listed_kind(item: _Listed) -> EntryKind:
     """The kind the listing itself tells (``d_type``), for an entry that cannot be stat'ed."""
     try:
         if item.is_symlink():
@@ -122,18 +129,10 @@ class LocalSource(Source):
             raise AddressError(
                 self.address.name, f"cannot list folder {self.root}: {exc.strerror}"
             ) from None
-        stats: list[os.stat_result | OSError] = []
-        for item in items:
-            try:
-                stats.append(item.stat(follow_symlinks=False))
-            except OSError as exc:
-                stats.append(exc)
-        refused = [
-            st
-            for st in stats
-            if isinstance(st, OSError) and st.errno in (errno.EACCES, errno.EPERM)
-        ]
-        shut = bool(items) and len(refused) == len(items)
+        # Search permission is the folder's: when the first name cannot be stat'ed for
+        # want of it, none can.
+        first = _lstat(items[0]) if items else None
+        shut = isinstance(first, OSError) and first.errno in (errno.EACCES, errno.EPERM)
         if folder is not None:
             if shut:
                 error = (
@@ -142,8 +141,9 @@ class LocalSource(Source):
                 )
                 folder = Entry(folder.path, folder.kind, 0, folder.mtime_ns, folder.mode, error)
             yield folder
-        for item, st in zip(items, stats, strict=True):
+        for k, item in enumerate(items):
             rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+            st = first if k == 0 and first is not None else _lstat(item)
             if isinstance(st, OSError):
                 if st.errno == errno.ENOENT:
                     continue  # vanished between listing and stat: it is simply not there
