@@ -51,7 +51,9 @@ def _escape_char(match: re.Match[str]) -> str:
 
 def escape_field(text: str) -> str:
     """``text`` written by the rule of this module (a no-op for most names)."""
-    if _SPECIAL.search(text) is None:
+    # A printable str holds none of the characters the rule escapes but '%' (control
+    # characters, separators and surrogates are not printable): a quick way out.
+    if (text.isprintable() and "%" not in text) or _SPECIAL.search(text) is None:
         return text
     return _SPECIAL.sub(_escape_char, text)
 
@@ -68,7 +70,7 @@ def unescape_bytes(text: str) -> bytes:
 
 def is_storable(text: str) -> bool:
     """False for a str that cannot be encoded as UTF-8 (a name that was not UTF-8)."""
-    return _SURROGATE.search(text) is None
+    return text.isascii() or _SURROGATE.search(text) is None
 
 
 def stored_path(path: str) -> str:
