@@ -6,7 +6,10 @@ reads its row range. Parquet (pyarrow) keeps it compact and typed; every worker 
 from the shared work folder.
 
 ``action`` says what the run does with the entry: ``copy``, or ``skip`` / ``error`` with
-``reason`` (symlinks, special files, folders the server would not list, ...).
+``reason`` (symlinks, special files, folders the server would not list, ...). Every
+``path`` is valid UTF-8 (Parquet strings must be): the scan records a name that is not
+under its escaped spelling (``sharelift.engine.names``), and error rows keep the size and
+mtime the listing gave.
 """
 
 from __future__ import annotations

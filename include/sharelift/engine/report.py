@@ -5,14 +5,24 @@ Layout (docs/reports.md): ``aliyun_mgw_import_report/<job>/<run>/`` holds
 ``<job>_summary.json`` (+ a readable ``<job>_summary.txt``). The folder is at the bucket
 root whatever the destination prefix, as the reference service does.
 
-Line formats (tab-separated, one file per line, UTF-8):
+Line formats (tab-separated, one entry per line, UTF-8):
 
-* total list: ``<source url>\t<size bytes>\t<last-modified, ISO 8601 UTC>``
+* total list: ``<source url>\t<size bytes>\t<last-modified, ISO 8601 UTC>``: every entry
+  the scan recorded (files to copy, symlinks and special files skipped, entries and
+  folders that could not be read), with the size and mtime the listing gave;
 * completed list: ``<object name>\t<size bytes>\t<CRC-64>\t<completion time>``
 * error list: ``<object name>\t<start time>\t<end time>\t<error description>``
 
-A tab, newline, carriage return or '%' inside a name is written as ``%09``, ``%0A``,
-``%0D``, ``%25`` so that every line splits into the same fields.
+Names (and error descriptions) are escaped by one rule, ``sharelift.engine.names``: '%',
+bytes that are not valid UTF-8, control characters and U+2028/U+2029 are written as
+``%XX`` per byte, so every line splits into the same fields whatever the names, and
+``urllib.parse.unquote_to_bytes`` gives back a name's exact bytes. The summary names the
+rule (``name_escaping``).
+
+The summary adds up: ``files_seen`` (every entry the scan met, folders apart) equals
+``files_copied + files_skipped + files_failed + files_left_out`` (``accounting``). A
+source that cannot see some kinds of entries at all (Samba hides symlinks, special files
+and names that are not UTF-8 from SMB2 clients) says so in ``hidden_kinds``.
 
 Lists are built on local disk from the state database page by page, then uploaded, so a
 run of millions of files never holds a list in memory.
@@ -30,22 +40,34 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sharelift.engine.manifest import iter_rows
+from sharelift.engine.names import NOT_UTF8_REASON, escape_field, unescape_field
 from sharelift.engine.state import StateStore
 from sharelift.storage.base import Destination, Source
 
 REPORT_ROOT = "aliyun_mgw_import_report"
-_ESCAPES = str.maketrans({"%": "%25", "\t": "%09", "\n": "%0A", "\r": "%0D"})
+NAME_ESCAPING = (
+    "percent: '%', bytes that are not valid UTF-8, control characters and U+2028/U+2029 "
+    "are written as %XX per byte; urllib.parse.unquote_to_bytes gives the name's bytes"
+)
 
 
-def escape_field(text: str) -> str:
-    return text.translate(_ESCAPES)
+def source_list_name(source: Source, path: str, reason: str = "") -> str:
+    """The total list's first field: the source URL of ``path``, escaped by the rule.
+
+    A path recorded under its escaped spelling (a name that is not UTF-8) is turned back
+    into the walk's spelling first, so it is escaped once, like every other name.
+    """
+    if reason == NOT_UTF8_REASON:
+        path = unescape_field(path)
+    return escape_field(source.display_url(path))
 
 
-def unescape_field(text: str) -> str:
-    """The inverse of ``escape_field`` (for tools that read the lists back)."""
-    from urllib.parse import unquote
-
-    return unquote(text) if "%" in text else text
+def object_list_name(object_key: str, path: str, reason: str = "") -> str:
+    """The completed and error lists' first field: the object name, escaped by the rule."""
+    if reason == NOT_UTF8_REASON and object_key.endswith(path):
+        # The key ends with the path already escaped: escape only the prefix before it.
+        return escape_field(object_key[: len(object_key) - len(path)]) + path
+    return escape_field(object_key)
 
 
 def iso(ts: float | None) -> str:
@@ -58,18 +80,24 @@ def iso_ns(ns: int | None) -> str:
     if ns is None:
         return ""
     secs, rem = divmod(int(ns), 1_000_000_000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{rem:09d}Z"
+    try:
+        stamp = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        # Beyond the years 1-9999 (a file server may hold any 64-bit time): say it in
+        # seconds rather than lose the report.
+        return f"@{secs}.{rem:09d}"
+    return f"{stamp}.{rem:09d}Z"
 
 
 def completed_line(o: dict[str, Any]) -> str:
-    return f"{escape_field(o['object_key'])}\t{o['size']}\t{o['crc64']}\t{iso(o['finished_at'])}\n"
+    name = object_list_name(o["object_key"], o["path"], o["reason"] or "")
+    return f"{name}\t{o['size']}\t{o['crc64']}\t{iso(o['finished_at'])}\n"
 
 
 def error_line(o: dict[str, Any]) -> str:
-    return (
-        f"{escape_field(o['object_key'])}\t{iso(o['started_at'])}\t{iso(o['finished_at'])}\t"
-        f"{escape_field(o['reason'] or '')}\n"
-    )
+    reason = o["reason"] or ""
+    name = object_list_name(o["object_key"], o["path"], reason)
+    return f"{name}\t{iso(o['started_at'])}\t{iso(o['finished_at'])}\t{escape_field(reason)}\n"
 
 
 # list kind -> (outcome status it lists, its line format)
@@ -119,13 +147,13 @@ def write_report(
         paths = {k: os.path.join(tmp, v) for k, v in names.items()}
         with open(paths["total"], "w", encoding="utf-8") as f:
             for row in iter_rows(manifest_path):
-                f.write(
-                    f"{escape_field(source.display_url(row.path))}\t{row.size}\t{iso_ns(row.mtime_ns)}\n"
-                )
+                name = source_list_name(source, row.path, row.reason)
+                f.write(f"{name}\t{row.size}\t{iso_ns(row.mtime_ns)}\n")
         for kind in ("completed", "error"):
             with open(paths[kind], "w", encoding="utf-8") as f:
                 f.writelines(outcome_lines(state, job, run_id, kind))
         summary = build_summary(job, run_id, state, scan_summary=scan_summary, extra=extra)
+        summary["hidden_kinds"] = list(source.features.hidden_kinds)
         summary["report_folder"] = root.display_url(folder)
         summary["lists"] = {
             k: folder + v for k, v in names.items() if k in ("total", "completed", "error")
@@ -229,11 +257,34 @@ def build_summary(
     }
     if scan_summary:
         summary["scan"] = scan_summary
+        summary["accounting"] = accounting(summary, scan_summary)
     if extra:
         summary.update(extra)
+    if summary.get("subtasks") is None:
+        # A DAG run's partition step stores the count with the run.
+        summary["subtasks"] = run.get("subtasks")
+    summary["name_escaping"] = NAME_ESCAPING
     done = "Success" if run.get("migration_type") == "sync" else "Completed"
     summary["state"] = "Failed" if summary["files_failed"] else done
     return summary
+
+
+def accounting(summary: dict[str, Any], scan_summary: dict[str, Any]) -> dict[str, Any]:
+    """Every entry the scan met is in exactly one count: the check the summary carries.
+
+    ``files_seen`` (the scan's count of entries, folders apart) must equal the files
+    copied, skipped and failed (one recorded outcome per manifest row) plus those left out
+    by the run's choices (filters, the time window), which have no row.
+    """
+    left_out = sum(int(n) for n in (scan_summary.get("left_out") or {}).values())
+    seen = int(scan_summary.get("files_seen") or 0)
+    recorded = summary["files_copied"] + summary["files_skipped"] + summary["files_failed"]
+    return {
+        "files_seen": seen,
+        "files_left_out": left_out,
+        "rule": "files_seen = files_copied + files_skipped + files_failed + files_left_out",
+        "adds_up": seen == recorded + left_out and recorded == summary["files_total"],
+    }
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -249,6 +300,15 @@ def format_summary(summary: dict[str, Any]) -> str:
     scan = summary.get("scan") or {}
     for reason, n in sorted((scan.get("left_out") or {}).items()):
         lines.append(f"  left out {n}: {reason}")
+    check = summary.get("accounting")
+    if check:
+        verdict = "adds up" if check["adds_up"] else "DOES NOT ADD UP"
+        lines.append(f"  {check['files_seen']} entries seen: {check['rule']} ({verdict})")
+    if summary.get("hidden_kinds"):
+        kinds = ", ".join(summary["hidden_kinds"])
+        lines.append(f"  not visible through this source (the server hides them): {kinds}")
+    if summary.get("name_escaping"):
+        lines.append(f"  names in the lists: {summary['name_escaping']}")
     if summary.get("report_folder"):
         lines.append(f"  report: {summary['report_folder']}")
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from sharelift.engine.manifest import ManifestRow, ManifestWriter
+from sharelift.engine.names import NOT_UTF8_REASON
 from sharelift.engine.scan import ScanResult
 from sharelift.engine.state import StateStore
 from sharelift.errors import FileError
@@ -31,6 +32,12 @@ def build_retry_manifest(
         for outcome in state.iter_outcomes(job, failed_run_id, status="failed"):
             path = outcome["path"]
             result.files_seen += 1
+            if outcome["reason"] == NOT_UTF8_REASON:
+                # Recorded under its escaped spelling, which names no file: still an error.
+                size, mtime = int(outcome["size"] or 0), int(outcome["mtime_ns"] or 0)
+                writer.add(ManifestRow(path, size, mtime, None, "error", NOT_UTF8_REASON))
+                result.errors += 1
+                continue
             try:
                 entry = source.stat(path)
             except FileError as exc:

@@ -4,10 +4,18 @@ Memory stays flat whatever the tree size: entries flow from the walk into Parque
 groups. What the run will not copy is recorded with the reason (symlinks, special files,
 folders the server would not list); what the operator chose to leave out (filters, files
 not newer than the start time point) is only counted, in the summary.
+
+One entry never ends the scan: an entry whose name is not valid UTF-8 (it cannot be
+stored, nor be an OSS key) becomes an error row under its escaped name (the rule of
+``sharelift.engine.names``), and every error row keeps the size and mtime the listing
+gave. Every entry the walk yields, folders apart, is counted once in ``files_seen`` and is
+either a manifest row (copy, skip or error) or counted in ``left_out``:
+``files_seen == rows + sum(left_out)``, which the report's summary restates.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,10 +24,13 @@ from dataclasses import dataclass, field
 from sharelift.engine.filters import PathFilter
 from sharelift.engine.jobs import JobSpec
 from sharelift.engine.manifest import ManifestRow, ManifestWriter
-from sharelift.storage.base import EntryKind, Source
+from sharelift.engine.names import NOT_UTF8_REASON, is_storable, storable_text, stored_path
+from sharelift.storage.base import Entry, EntryKind, Source
 
 ProgressFn = Callable[[int, int], None]  # (files seen so far, bytes seen so far)
 
+# The manifest, the state database and OSS metadata hold mtimes as signed 64-bit ns.
+_MIN_NS, _MAX_NS = -(2**63), 2**63 - 1
 SYMLINK_REASON = "symlink: not followed (links are not migrated)"
 SPECIAL_REASON = "special file (fifo, socket or device): not migrated"
 
@@ -72,20 +83,29 @@ def scan(
     started = last_report = time.monotonic()
     try:
         for entry in source.walk():
-            if entry.kind is EntryKind.DIR and entry.error is None:
-                continue
+            if entry.kind is EntryKind.DIR and entry.error is None and is_storable(entry.path):
+                continue  # a folder is not an entry to migrate; what is in it is
             result.files_seen += 1
             result.bytes_seen += entry.size
             if progress is not None and time.monotonic() - last_report >= progress_every:
                 progress(result.files_seen, result.bytes_seen)
                 last_report = time.monotonic()
+            if not is_storable(entry.path):
+                writer.add(_error_row(entry, stored_path(entry.path), NOT_UTF8_REASON))
+                result.errors += 1
+                continue
+            if not _MIN_NS <= entry.mtime_ns <= _MAX_NS:
+                clamped = dataclasses.replace(
+                    entry, mtime_ns=min(max(entry.mtime_ns, _MIN_NS), _MAX_NS)
+                )
+                writer.add(_error_row(clamped, entry.path, _time_reason(entry.mtime_ns)))
+                result.errors += 1
+                continue
             if entry.error is not None:
                 what = "folder" if entry.kind is EntryKind.DIR else "entry"
-                writer.add(
-                    ManifestRow(
-                        entry.path, 0, 0, None, "error", f"cannot read {what}: {entry.error}"
-                    )
-                )
+                said = entry.error if entry.error.startswith("cannot ") else None
+                reason = storable_text(said or f"cannot read {what}: {entry.error}")
+                writer.add(_error_row(entry, entry.path, reason))
                 result.errors += 1
                 continue
             if not keep(entry.path):
@@ -120,3 +140,15 @@ def scan(
     if progress is not None:
         progress(result.files_seen, result.bytes_seen)
     return result
+
+
+def _time_reason(mtime_ns: int) -> str:
+    return (
+        f"last-modified time {mtime_ns // 1_000_000_000} s since 1970 is outside what can be "
+        "recorded (64-bit nanoseconds: 1677-09-21 to 2262-04-11): not migrated"
+    )
+
+
+def _error_row(entry: Entry, path: str, reason: str) -> ManifestRow:
+    """An error row with what the listing gave (size, mtime, mode), not zeros."""
+    return ManifestRow(path, entry.size, entry.mtime_ns, entry.mode, "error", reason)

@@ -90,6 +90,9 @@ class SourceFeatures:
     ``threaded_clones``: several ``clone()`` connections may run on threads of one process.
     ``prefetch``: how many files ahead the engine should announce with ``Source.prefetch``
     (0: the source gains nothing from it).
+    ``hidden_kinds``: kinds of entries the server never shows this client, so a walk can
+    neither migrate nor report them (Samba hides symlinks, special files and names that
+    are not UTF-8 from SMB2 clients); the run's summary lists them.
     """
 
     gil_bound: bool = False
@@ -97,6 +100,7 @@ class SourceFeatures:
     read_chunk_size: int = 1024 * 1024
     threaded_clones: bool = True
     prefetch: int = 0
+    hidden_kinds: tuple[str, ...] = ()
 
 
 class Source(ABC):

@@ -36,6 +36,27 @@ def _kind(mode: int) -> EntryKind:
     return EntryKind.OTHER
 
 
+def _lstat(item: _Listed) -> os.stat_result | OSError:
+    try:
+        return item.stat(follow_symlinks=False)
+    except OSError as exc:
+        return exc
+
+
+def _listed_kind(item: _Listed) -> EntryKind:
+    """The kind the listing itself tells (``d_type``), for an entry that cannot be stat'ed."""
+    try:
+        if item.is_symlink():
+            return EntryKind.SYMLINK
+        if item.is_dir(follow_symlinks=False):
+            return EntryKind.DIR
+        if item.is_file(follow_symlinks=False):
+            return EntryKind.FILE
+    except OSError:
+        pass
+    return EntryKind.OTHER
+
+
 def file_error(path: str, exc: OSError) -> FileError:
     """The per-file error for an ``OSError`` met while reading ``path``."""
     if isinstance(exc, SymlinkNotFollowed):
@@ -86,29 +107,55 @@ class LocalSource(Source):
             raise AddressError(self.address.name, f"permission denied listing folder {self.root}")
 
     def walk(self, top: str = "") -> Iterator[Entry]:
-        yield from self._walk_dir(check_relative_path(top))
+        yield from self._walk_dir(check_relative_path(top), None)
 
-    def _walk_dir(self, rel_dir: str) -> Iterator[Entry]:
+    def _walk_dir(self, rel_dir: str, folder: Entry | None) -> Iterator[Entry]:
+        """The folder's own entry (``folder``, yielded here once its listing is known),
+        then what is in it. A folder that lists its names but refuses to let them be
+        reached (read but no search permission) is an error naming the cause, and each
+        name in it is an error entry of its own: it is seen, so it is reported."""
         try:
             items = self._listing(rel_dir)
         except OSError as exc:
             if rel_dir:
-                yield Entry(rel_dir, EntryKind.DIR, error=f"cannot list folder: {exc.strerror}")
+                yield Entry(
+                    rel_dir,
+                    EntryKind.DIR,
+                    mtime_ns=folder.mtime_ns if folder else 0,
+                    mode=folder.mode if folder else None,
+                    error=f"cannot list folder: {exc.strerror}",
+                )
                 return
             raise AddressError(
                 self.address.name, f"cannot list folder {self.root}: {exc.strerror}"
             ) from None
-        for item in items:
+        # Search permission is the folder's: when the first name cannot be stat'ed for
+        # want of it, none can.
+        first = _lstat(items[0]) if items else None
+        shut = isinstance(first, OSError) and first.errno in (errno.EACCES, errno.EPERM)
+        if folder is not None:
+            if shut:
+                error = (
+                    "cannot enter folder: permission denied (it can be listed but not "
+                    "searched; each entry in it is listed as an error)"
+                )
+                folder = Entry(folder.path, folder.kind, 0, folder.mtime_ns, folder.mode, error)
+            yield folder
+        for k, item in enumerate(items):
             rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
-            try:
-                st = item.stat(follow_symlinks=False)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:
+            st = first if k == 0 and first is not None else _lstat(item)
+            if isinstance(st, OSError):
+                if st.errno == errno.ENOENT:
                     continue  # vanished between listing and stat: it is simply not there
-                yield Entry(rel, EntryKind.OTHER, error=f"cannot stat: {exc.strerror}")
+                if st.errno in (errno.EACCES, errno.EPERM):
+                    where = repr(rel_dir) if rel_dir else "the top folder"
+                    cause = f"permission denied (folder {where} can be listed but not searched)"
+                else:
+                    cause = f"cannot stat: {st.strerror}"
+                yield Entry(rel, _listed_kind(item), error=f"cannot reach it: {cause}")
                 continue
             kind = _kind(st.st_mode)
-            yield Entry(
+            entry = Entry(
                 rel,
                 kind,
                 size=st.st_size if kind is EntryKind.FILE else 0,
@@ -116,7 +163,9 @@ class LocalSource(Source):
                 mode=stat_mod.S_IMODE(st.st_mode),
             )
             if kind is EntryKind.DIR:
-                yield from self._walk_dir(rel)
+                yield from self._walk_dir(rel, entry)
+            else:
+                yield entry
 
     def _listing(self, rel_dir: str) -> list[_Listed]:
         """The folder's entries, sorted by name, listed through a descriptor opened beneath

@@ -53,7 +53,19 @@ Calls that never wait (``nfs_readdir``, ``nfs_closedir``, ``nfs_get_error``) kee
 GIL (``PyDLL``): releasing and re-taking it would cost more than the call. Names are
 read as raw bytes and decoded with 'surrogateescape' (a name that is not valid UTF-8 is
 reported, not listed further or opened); paths with a lone surrogate or a NUL are
-refused before any call (through the binding they crashed the interpreter). Functions
+refused before any call (through the binding they crashed the interpreter).
+
+Entries a listing cannot describe: a folder that may be read but not searched (mode
+0644) lists its names over NFSv3, but READDIRPLUS carries no attributes for them (no
+type, size or mtime). One LOOKUP of such a name tells why; when the server refuses it,
+the folder is yielded as an error ("cannot enter folder") and each name in it as an error
+entry naming the folder, never as a special file. (NFSv4 refuses the whole listing.)
+
+Times: NFSv3 carries seconds as an unsigned 32-bit number (1970-2106). A file modified
+before 1970 reaches the client wrapped into 2038-2106 (ganesha sends the low 32 bits),
+which no client can tell from a real date in that range: the mtime is reported as the
+server sent it. NFSv4 carries signed 64-bit seconds, and those times come out right
+(``nfs_version: 4``); ``nfs_stat_64`` holds them as uint64, read back as signed. Functions
 return ``-errno`` and leave a message in ``nfs_get_error``. Handles are raw C pointers
 (using one after ``nfs_close``/``nfs_destroy_context`` is a use-after-free), so every
 handle here is closed exactly once and streams refuse to read after their source closed
@@ -602,6 +614,7 @@ class NfsSource(Source):
             raise _NfsCallError(rc, lib.error(ctx))
         d = handle.value
         out = []
+        untyped = False  # an entry came without attributes (see _fill_attributes)
         dirent = _NfsDirent.from_address
         readdir = lib.nfs_readdir
         try:
@@ -613,6 +626,7 @@ class NfsSource(Source):
                 mode = e.mode
                 if not stat_mod.S_IFMT(mode):
                     mode |= _NF3_TYPE_BITS.get(e.type, 0)
+                    untyped = untyped or not stat_mod.S_IFMT(mode)
                 out.append(
                     (
                         raw.decode("utf-8", "surrogateescape"),
@@ -624,6 +638,41 @@ class NfsSource(Source):
         finally:
             lib.nfs_closedir(ctx, d)
         out.sort(key=lambda item: item[0])
+        if untyped:
+            out = self._fill_attributes(abs_path, out)
+        return out
+
+    def _fill_attributes(self, abs_path: str, items: list[_Item]) -> list[_Item]:
+        """Entries READDIRPLUS gave without attributes: a folder that may be read but not
+        searched (mode 0644) lists its names, and the server cannot LOOKUP them. One
+        LOOKUP tells: when it is refused, every such entry is unreachable (its mode is
+        ``-errno``, see ``_unreachable``); otherwise each is looked up on its own."""
+        lib, ctx = self._c()
+        base = abs_path.rstrip("/")
+        out: list[_Item] = []
+        refused = 0
+        for item in items:
+            name, mode = item[0], item[1]
+            if stat_mod.S_IFMT(mode) or mode < 0:
+                out.append(item)
+                continue
+            if refused or not _valid_name(name):
+                out.append((name, refused or -errno.EACCES, 0, 0))
+                continue
+            st = _NfsStat64()
+            rc = lib.nfs_lstat64(ctx, f"{base}/{name}".encode(), ctypes.byref(st))
+            if rc != 0:
+                err = _NfsCallError(rc, lib.error(ctx))
+                if err.is_connection():
+                    raise err
+                if err.is_not_found():
+                    continue  # removed since the listing: it is simply not there
+                if err.is_permission():
+                    refused = -errno.EACCES
+                out.append((name, -err.errno if err.errno > 0 else -errno.EIO, 0, 0))
+                continue
+            entry = _entry_from_stat(name, st)
+            out.append((name, int(st.nfs_mode), entry.size, entry.mtime_ns))
         return out
 
     def walk(self, top: str = "") -> Iterator[Entry]:
@@ -653,6 +702,9 @@ class NfsSource(Source):
                     name, mode, size, mtime_ns = items[i]
                     i += 1
                     rel = prefix + name
+                    if mode < 0:
+                        yield _unreachable(rel, prefix, mode)
+                        continue
                     kind = _kind(mode)
                     perm = stat_mod.S_IMODE(mode)
                     if not _valid_name(name):
@@ -691,7 +743,8 @@ class NfsSource(Source):
                             error=_listing_error(err),
                         )
                         continue
-                    yield Entry(rel, EntryKind.DIR, mtime_ns=mtime_ns, mode=perm)
+                    shut = _shut_folder(children)
+                    yield Entry(rel, EntryKind.DIR, mtime_ns=mtime_ns, mode=perm, error=shut)
                     stack.append([rel + "/", children, 0, positions])
                     ahead.top_up()
                     break
@@ -1102,9 +1155,36 @@ def _entry_from_stat(rel: str, st: Any) -> Entry:
         rel,
         kind,
         size=st.nfs_size if kind is EntryKind.FILE else 0,
-        mtime_ns=st.nfs_mtime * 1_000_000_000 + st.nfs_mtime_nsec,
+        mtime_ns=_signed64(st.nfs_mtime) * 1_000_000_000 + st.nfs_mtime_nsec,
         mode=stat_mod.S_IMODE(mode),
     )
+
+
+def _signed64(value: int) -> int:
+    """``struct nfs_stat_64`` holds times as uint64: a time before 1970 (NFSv4) wraps."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _unreachable(rel: str, prefix: str, code: int) -> Entry:
+    """An entry its folder lists but will not let us reach (``mode`` is ``-errno``)."""
+    folder = prefix.rstrip("/") or "the top folder"
+    if -code in (errno.EACCES, errno.EPERM):
+        cause = f"permission denied (folder {folder!r} can be listed but not searched)"
+    else:
+        cause = f"the server gave no attributes for it ({_strerror(code)})"
+    return Entry(rel, EntryKind.OTHER, error=f"cannot reach it: {cause}")
+
+
+def _shut_folder(children: list[_Item]) -> str | None:
+    """The error of a folder that lists its names but lets none of them be reached."""
+    if children and all(item[1] < 0 for item in children):
+        if any(-item[1] in (errno.EACCES, errno.EPERM) for item in children):
+            return (
+                "cannot enter folder: permission denied (it can be listed but not searched; "
+                "each entry in it is listed as an error)"
+            )
+        return "cannot enter folder: the server gave no attributes for its entries"
+    return None
 
 
 def _listing_error(err: _NfsCallError) -> str:

@@ -32,6 +32,10 @@ Symlinks: Samba (4.17) hides them from SMB2 clients or resolves them on the serv
 (``follow symlinks``); it never reports them, so ``reports_symlinks`` is False. Windows
 servers and newer Samba report links as reparse points (FILE_ATTRIBUTE_REPARSE_POINT with
 a name-surrogate tag): those are yielded as ``SYMLINK`` and never entered or opened.
+What Samba hides (symlinks, special files with ``hide special files``, names that are not
+UTF-8) no walk can report: ``features.hidden_kinds`` names them and the run's summary
+repeats it. A folder Samba may read but not search lists as empty; an empty listing is
+checked with one lookup (``_unsearchable``), so such a folder is an error, not "empty".
 
 Names SMB cannot carry (``? * : < > | " \\``, control characters): servers that map them
 to the Unicode private range (Samba ``vfs_catia``/``fruit:encoding = native``, files macOS
@@ -47,6 +51,7 @@ vfs_catia 4.17 even ends the folder's listing there, see ``testbed.smb``).
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import re
 import socket
@@ -73,6 +78,13 @@ READ_AHEAD = 4  # READ requests in flight per stream (2 -> 4: +14 % MB/s in one 
 PREFETCH = 8  # compound opens of announced files in flight on one connection
 PREFETCH_CREDITS = 64  # credits a prefetch leaves for the reads of the file being copied
 CONNECT_TIMEOUT = 15  # seconds, for the TCP connect and negotiate
+# What Samba (4.17, SMB2/3 without POSIX extensions) never shows a client: the run's
+# summary names them, since no list can.
+HIDDEN_KINDS = (
+    "symlinks",
+    "special files (fifos, sockets, devices)",
+    "names that are not valid UTF-8",
+)
 
 # NTSTATUS values (MS-ERREF) this module tells apart.
 STATUS_NO_SUCH_FILE = 0xC000000F
@@ -134,6 +146,8 @@ _SPECIAL_REPARSE_TAGS = {
     0x80000025,  # IO_REPARSE_TAG_LX_CHR
     0x80000026,  # IO_REPARSE_TAG_LX_BLK
 }
+# Looked up in a folder that lists as empty (``SmbSource._unsearchable``); never created.
+_PROBE_NAME = ".sharelift-probe-not-a-file"
 _EPOCH_AS_FILETIME = 116_444_736_000_000_000  # 1970-01-01 in 100 ns ticks since 1601
 
 # FileIdFullDirectoryInformation (MS-FSCC 2.4.18): NextEntryOffset, [FileIndex, Creation,
@@ -161,6 +175,40 @@ _SFM = {c: 0xF000 + c for c in range(0x01, 0x20)} | {
 _TO_WIRE = {k: v for k, v in _SFM.items()}
 _FROM_WIRE = {v: k for k, v in _SFM.items()}
 _UNCARRIABLE = re.compile(r'[\x00-\x1f"*:<>?\\|]')
+
+
+log = logging.getLogger(__name__)
+# smbprotocol logs a few INFO lines per file opened (create, read, close) and per
+# session: at a million files that drowns the task log. Its lines pass only when this
+# module's logger is at DEBUG, and then as DEBUG records. Filters belong to the logger a
+# record is made on, hence one per smbprotocol/smbclient module logger.
+_CHATTY_LOGGERS = (
+    "smbprotocol.connection",
+    "smbprotocol.session",
+    "smbprotocol.tree",
+    "smbprotocol.open",
+    "smbprotocol.change_notify",
+    "smbprotocol.transport",
+    "smbclient._io",
+    "smbclient._os",
+    "smbclient._pool",
+)
+
+
+class _InfoAsDebug(logging.Filter):
+    """Turns a library's INFO records into DEBUG ones, kept only when we log DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            if not log.isEnabledFor(logging.DEBUG):
+                return False
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+_INFO_AS_DEBUG = _InfoAsDebug()
+for _name in _CHATTY_LOGGERS:
+    logging.getLogger(_name).addFilter(_INFO_AS_DEBUG)
 
 
 def filetime_to_ns(filetime: int) -> int:
@@ -271,6 +319,7 @@ class SmbSource(Source):
         read_chunk_size=CHUNK,
         threaded_clones=False,
         prefetch=PREFETCH,
+        hidden_kinds=HIDDEN_KINDS,
     )
 
     def __init__(self, address: SourceAddress) -> None:
@@ -540,9 +589,9 @@ class SmbSource(Source):
 
     def _entry(self, rel: str, raw: _RawEntry) -> Entry:
         kind = _kind(raw.attributes, raw.tag)
+        # A name with a lone surrogate stays as it is: the scan records it under its
+        # escaped spelling (sharelift.engine.names), as for every backend.
         error = _name_problem(raw)
-        if error:  # keep the path printable (lone surrogates cannot be written as UTF-8)
-            rel = rel.encode("utf-8", "backslashreplace").decode("utf-8")
         return Entry(
             rel,
             kind,
@@ -577,16 +626,38 @@ class SmbSource(Source):
             if entry is None:
                 stack.pop()
                 continue
-            yield entry
-            if entry.kind is EntryKind.DIR and entry.error is None:
-                try:
-                    children = self._list_entries(entry.path)
-                except Exception as exc:
-                    if not _is_smb_error(exc):
-                        raise
-                    yield Entry(entry.path, EntryKind.DIR, error=self._list_error(exc))
-                    continue
-                stack.append(iter(children))
+            if entry.kind is not EntryKind.DIR or entry.error is not None:
+                yield entry
+                continue
+            try:
+                children = self._list_entries(entry.path)
+                error = None if children else self._unsearchable(entry.path)
+            except Exception as exc:
+                if not _is_smb_error(exc):
+                    raise
+                children, error = [], self._list_error(exc)
+            yield Entry(entry.path, EntryKind.DIR, mtime_ns=entry.mtime_ns, error=error)
+            stack.append(iter(children))
+
+    def _unsearchable(self, rel: str) -> str | None:
+        """Why an empty-looking folder is not empty, or None when it is.
+
+        Samba lists a folder it may read but not search (mode 0644) as empty: it cannot
+        stat the names, so it hides them. A name looked up in such a folder is refused
+        (ACCESS_DENIED) where one in a really empty folder is not found; one CREATE of a
+        name that does not exist tells the two apart.
+        """
+        try:
+            self._open_info(f"{rel}/{_PROBE_NAME}")
+        except Exception as exc:
+            if not _is_smb_error(exc):
+                raise
+            if _status(exc) == STATUS_ACCESS_DENIED:
+                return (
+                    "cannot enter folder: permission denied (the server lists it as empty: "
+                    "it may be read but not searched, so what is in it cannot be seen)"
+                )
+        return None
 
     @staticmethod
     def _list_error(exc: BaseException) -> str:
