@@ -37,13 +37,17 @@ class AddressError(SharelIftError):
 
 
 class FileError(SharelIftError):
-    """One file could not be migrated. The message is the reason shown in the error list."""
+    """One file could not be migrated. The message is the reason shown in the error list.
+
+    ``transient``: the cause may go away (a server restarting, a connection reset, bytes
+    damaged on the way), so copying the whole file again may succeed."""
 
     reason_code = "error"
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, transient: bool = False) -> None:
         self.path = path
-        self.reason = scrub(reason)
+        self.reason = scrub(reason) or type(self).__name__
+        self.transient = transient
         super().__init__(f"{path}: {self.reason}")
 
 

@@ -3,19 +3,32 @@
 This is the smallest unit of the engine and the only place the overwrite rule
 (docs/concepts.md) lives: a same-named destination object is replaced only when the source file is newer;
 otherwise the file is skipped and the outcome says why. Every failure of one file becomes
-an outcome, never an exception, so one bad file cannot fail its subtask.
+an outcome, never an exception, so one bad file cannot fail its subtask. A file is copied
+only when its bytes were read from one version of it (``_put_stable``) and the destination
+proved it stored them (its CRC-64, checked by the destination's ``put``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import time
 from dataclasses import dataclass
 
-from sharelift.errors import FileError, SharelIftError, scrub
-from sharelift.storage import read_ahead
-from sharelift.storage.base import Destination, Entry, ObjectInfo, ProgressCallback, Source
+from sharelift.errors import FileError, SharelIftError, SourceFileChanged, scrub
+from sharelift.storage import read_ahead, retrying
+from sharelift.storage.base import (
+    Destination,
+    Entry,
+    Fingerprint,
+    ObjectInfo,
+    ProgressCallback,
+    PutResult,
+    Source,
+    TransferConfig,
+)
+from sharelift.storage.retrying import RetryPolicy
 
 
 class Status(enum.StrEnum):
@@ -61,39 +74,37 @@ def copy_file(
     *,
     progress: ProgressCallback | None = None,
     known_absent: bool = False,
+    retry: RetryPolicy | None = None,
 ) -> FileOutcome:
     """Copy one file if the overwrite rule allows it; never raises for a per-file problem.
 
     ``known_absent``: a fresh listing showed no object under ``key``, so no HEAD is needed.
+    ``retry``: how transient failures are retried (default: the destination's
+    ``TransferConfig.retry``). A failure that may pass (a server restarting, bytes damaged
+    on the way) copies the whole file again within the file's budget; a file that changes
+    while it is read is read again (see ``_put_stable``).
     """
     started = time.time()
+    policy = retry or _policy_of(destination)
     try:
-        existing = None if known_absent else destination.head(key)
-        reason = skip_reason(entry, existing)
-        if reason is not None:
-            return FileOutcome(
-                entry.path,
-                key,
-                Status.SKIPPED,
-                entry.size,
-                reason=reason,
-                started=started,
-                finished=time.time(),
-            )
-        # The read-ahead thread (large files) stops before ``raw`` closes: it may be reading.
-        with (
-            source.open_entry(entry) as raw,
-            read_ahead.ReadAhead(raw, source.features.read_chunk_size)
-            if entry.size >= read_ahead.MIN_SIZE
-            else contextlib.nullcontext(raw) as stream,
-        ):
-            result = destination.put(
-                key,
-                stream,
-                entry.size,
-                source_mtime_ns=entry.mtime_ns,
-                mode=entry.mode,
-                progress=progress,
+        with retrying.file_scope(policy):
+            existing = None if known_absent else destination.head(key)
+            reason = skip_reason(entry, existing)
+            if reason is not None:
+                return FileOutcome(
+                    entry.path,
+                    key,
+                    Status.SKIPPED,
+                    entry.size,
+                    reason=reason,
+                    started=started,
+                    finished=time.time(),
+                )
+            result = retrying.call(
+                lambda: _put_stable(source, destination, entry, key, policy, progress),
+                transient=_worth_copying_again,
+                what=f"copy of {entry.path!r}",
+                whole_file=True,
             )
         return FileOutcome(
             entry.path,
@@ -112,13 +123,80 @@ def copy_file(
     except OSError as exc:
         reason = f"I/O error: {exc.strerror or exc}"
     except Exception as exc:  # noqa: BLE001 - one file must never fail the subtask
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = retrying.describe(exc)
     return FileOutcome(
         entry.path,
         key,
         Status.FAILED,
         entry.size,
-        reason=scrub(reason),
+        reason=scrub(reason) or "failed without a reason from the library",
         started=started,
         finished=time.time(),
+    )
+
+
+def _policy_of(destination: Destination) -> RetryPolicy:
+    transfer = getattr(destination, "transfer", None)
+    return transfer.retry if isinstance(transfer, TransferConfig) else RetryPolicy()
+
+
+def _worth_copying_again(exc: BaseException) -> bool:
+    return isinstance(exc, FileError) and exc.transient
+
+
+def _put_stable(
+    source: Source,
+    destination: Destination,
+    entry: Entry,
+    key: str,
+    policy: RetryPolicy,
+    progress: ProgressCallback | None,
+) -> PutResult:
+    """Put the file, then prove it did not change while it was read.
+
+    The fingerprint (size, mtime, change time) before the read is what the open told, or
+    else what the scan saw; the one after is asked afresh while the file is still open. When
+    they differ, the object just written may mix two versions: the file is read again (the
+    object is replaced), up to ``policy.stable_reads`` times; then the object is removed and
+    the file fails. A size that differs from the expected one shows earlier, as the reader
+    counts bytes (``SourceFileChanged``), and is handled the same way.
+    """
+    before = Fingerprint(entry.size, entry.mtime_ns)
+    written = False
+    for _ in range(policy.stable_reads):
+        # The read-ahead thread (large files) stops before ``raw`` closes: it may be reading.
+        with source.open_entry(entry) as raw:
+            opened = source.opened(raw)
+            if opened is not None:
+                before = opened
+                entry = dataclasses.replace(entry, size=opened.size, mtime_ns=opened.mtime_ns)
+            try:
+                with (
+                    read_ahead.ReadAhead(raw, source.features.read_chunk_size)
+                    if entry.size >= read_ahead.MIN_SIZE
+                    else contextlib.nullcontext(raw) as stream
+                ):
+                    result = destination.put(
+                        key,
+                        stream,
+                        entry.size,
+                        source_mtime_ns=entry.mtime_ns,
+                        mode=entry.mode,
+                        progress=progress,
+                    )
+                written = True
+            except SourceFileChanged:
+                result = None
+            after = source.fingerprint(raw, entry.path)
+        if result is not None and not after.differs(before):
+            return result
+        before = after
+        entry = dataclasses.replace(entry, size=after.size, mtime_ns=after.mtime_ns)
+    if written:
+        with contextlib.suppress(Exception):  # the failure below is what matters
+            destination.delete(key)
+    raise SourceFileChanged(
+        entry.path,
+        f"source file kept changing while being read ({policy.stable_reads} reads); "
+        "nothing was stored",
     )

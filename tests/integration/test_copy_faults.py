@@ -12,7 +12,7 @@ from sharelift.engine.jobs import JobSpec
 from sharelift.engine.partition import partition
 from sharelift.engine.scan import scan
 from sharelift.engine.state import StateStore
-from sharelift.storage import open_destination, open_source
+from sharelift.storage import RetryPolicy, TransferConfig, open_destination, open_source
 
 JOB = JobSpec(name="fault-job", source="src", destination="dst")
 
@@ -85,7 +85,9 @@ def test_a_destination_that_goes_away_fails_each_file_with_the_reason(
     with open_source(SourceAddress(name="src", protocol="local", path=str(root))) as source:
         scan(source, JOB, manifest)
         server.stop()
-        with open_destination(address) as dest:
+        # Retried briefly (the fault suite, tests/faults, covers servers that come back).
+        quick = TransferConfig(retry=RetryPolicy(first_wait=0.05, max_wait=0.1, request_time=0.3))
+        with open_destination(address, transfer=quick) as dest:
             (subtask,) = partition(manifest, 1000, 10**12)
             counts = run_subtask(JOB, "r1", subtask, manifest, source, dest, state)
     assert counts == {"failed": len(names)}
@@ -94,14 +96,14 @@ def test_a_destination_that_goes_away_fails_each_file_with_the_reason(
     assert server.access_key_secret.reveal() not in str(reasons)
 
 
-def test_a_large_file_truncated_while_it_is_read_ahead_fails_and_leaves_nothing(
+def test_a_large_file_truncated_while_it_is_read_ahead_is_read_again_at_its_new_size(
     source_address,
     oss_server,
     tmp_path: Path,
     unique_name: str,  # type: ignore[no-untyped-def]
 ) -> None:
     """Files of 8 MiB and more are read on a thread ahead of the put (ReadAhead): a file
-    that shrinks under it is still reported, and no object appears."""
+    that shrinks under it is noticed, and read again as it is now."""
     from sharelift.storage import read_ahead
 
     root, address = source_address
@@ -128,7 +130,6 @@ def test_a_large_file_truncated_while_it_is_read_ahead_fails_and_leaves_nothing(
         counts = run_subtask(
             JOB, "r1", subtask, manifest, source, dest, state, progress=shrink_once
         )
-        assert counts == {"failed": 1}
-        (failed,) = state.iter_outcomes(JOB.name, "r1", status="failed")
-        assert "shrank" in failed["reason"] or "changed" in failed["reason"]
-        assert dest.head("big.bin") is None
+        assert counts == {"copied": 1}
+        with dest.open("big.bin") as stored:
+            assert stored.read() == big.read_bytes()

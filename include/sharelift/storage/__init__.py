@@ -8,12 +8,14 @@ from sharelift.storage.base import (
     Destination,
     Entry,
     EntryKind,
+    Fingerprint,
     ObjectInfo,
     PutResult,
     Source,
     SourceFeatures,
     TransferConfig,
 )
+from sharelift.storage.retrying import RetryPolicy
 
 if TYPE_CHECKING:
     from sharelift.addresses import DestinationAddress, SourceAddress
@@ -22,8 +24,10 @@ __all__ = [
     "Destination",
     "Entry",
     "EntryKind",
+    "Fingerprint",
     "ObjectInfo",
     "PutResult",
+    "RetryPolicy",
     "Source",
     "SourceFeatures",
     "TransferConfig",

@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
+from sharelift.storage.retrying import RetryPolicy
+
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just transferred (a delta, not a total)."""
 
@@ -63,6 +65,28 @@ class Entry:
     @property
     def is_file(self) -> bool:
         return self.kind is EntryKind.FILE and self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What shows that a file's bytes may have changed: size, mtime and change time (ns).
+
+    The change time (NFS ctime, SMB ChangeTime, local ``st_ctime_ns``) also moves when a
+    writer puts the old mtime back; ``None`` where it is not known, and then not compared.
+    """
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int | None = None
+
+    def differs(self, other: Fingerprint) -> bool:
+        if (self.size, self.mtime_ns) != (other.size, other.mtime_ns):
+            return True
+        return (
+            self.ctime_ns is not None
+            and other.ctime_ns is not None
+            and self.ctime_ns != other.ctime_ns
+        )
 
 
 class ReadStream(Protocol):
@@ -137,6 +161,19 @@ class Source(ABC):
         the first read, and the caller still checks the size as it reads."""
         return self.open(entry.path)
 
+    def opened(self, stream: ReadStream) -> Fingerprint | None:
+        """The file's fingerprint as the open of ``stream`` saw it, when the open told it at
+        no cost (``None``: the caller compares with the scan's size and mtime)."""
+        found = getattr(stream, "opened", None)
+        return found if isinstance(found, Fingerprint) else None
+
+    def fingerprint(self, stream: ReadStream, path: str) -> Fingerprint:
+        """The file's fingerprint now, asked of the server afresh while ``stream`` (read to
+        its end) is still open: compared with the one before the read, it tells whether the
+        bytes read may mix two versions of the file. Raises like ``stat``."""
+        entry = self.stat(path)
+        return Fingerprint(entry.size, entry.mtime_ns)
+
     def prefetch(self, paths: Sequence[str]) -> None:  # noqa: B027 - optional hook
         """A hint: these files will be opened next, in this order. A source whose protocol
         can keep several requests in flight may start opening and reading them now, and
@@ -199,12 +236,15 @@ class TransferConfig:
     ``max_parallel_parts``: parts of one object in flight at once (threads: HTTP I/O and
     the CRC both release the GIL).
     ``checkpoint_dir``: where resumable uploads keep their progress; ``None`` = not resumable.
+    ``retry``: how transient failures of the source and the destination are retried, per
+    request and per file (``sharelift.storage.retrying``).
     """
 
     multipart_threshold: int = 64 * 1024 * 1024
     part_size: int = 16 * 1024 * 1024
     max_parallel_parts: int = 4
     checkpoint_dir: str | None = None
+    retry: RetryPolicy = RetryPolicy()
 
     def __post_init__(self) -> None:
         from sharelift.errors import ConfigError

@@ -18,6 +18,7 @@ from sharelift.errors import (
 from sharelift.storage.base import (
     Entry,
     EntryKind,
+    Fingerprint,
     ReadStream,
     Source,
     SourceFeatures,
@@ -207,7 +208,22 @@ class LocalSource(Source):
         except BaseException:
             os.close(fd)
             raise
-        return _LocalReadStream(os.fdopen(fd, "rb", buffering=0), path)
+        stream = _LocalReadStream(os.fdopen(fd, "rb", buffering=0), path)
+        stream.opened = _fingerprint(st)
+        return stream
+
+    def fingerprint(self, stream: ReadStream, path: str) -> Fingerprint:
+        """``fstat`` of the open file: free, and immune to a rename of the path."""
+        if not isinstance(stream, _LocalReadStream):
+            return super().fingerprint(stream, path)
+        try:
+            return _fingerprint(os.fstat(stream.fileno()))
+        except OSError as exc:
+            raise file_error(path, exc) from None
+
+
+def _fingerprint(st: os.stat_result) -> Fingerprint:
+    return Fingerprint(st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class _Listed:
@@ -254,6 +270,10 @@ class _LocalReadStream:
     def __init__(self, f: object, path: str) -> None:
         self._f = f
         self._path = path
+        self.opened: Fingerprint | None = None
+
+    def fileno(self) -> int:
+        return self._f.fileno()  # type: ignore[attr-defined,no-any-return]
 
     def read(self, size: int = -1, /) -> bytes:
         try:

@@ -42,6 +42,11 @@ How it talks to the server:
   when the walk reaches that folder (see ``_Prefetcher`` for the bounds).
 * ``open`` uses ``O_NOFOLLOW`` (libnfs returns ELOOP for a symlink) and then checks with
   ``fstat`` that it got a regular file (libnfs happily "opens" folders and fifos).
+* A lost connection (server restarted, socket reset, RPC timed out) is transient: opens and
+  stats are tried again under ``storage.retrying``'s policy, each try after the first on a
+  new context (mounted again); a read that fails half-way fails the file as transient, and
+  the copy reads it again. Before a failed read is reported, libnfs itself reconnects up to
+  ``RECONNECTS`` times.
 * Every RPC has a timeout (``RPC_TIMEOUT_MS``, ``nfs_set_timeout``, which the binding
   does not wrap). Without it a server that stops answering (but keeps the connection)
   blocks the caller for ever.
@@ -75,6 +80,7 @@ or in another process.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import ctypes
 import errno
 import os
@@ -84,8 +90,8 @@ import stat as stat_mod
 import struct
 import threading
 import weakref
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from sharelift.addresses import SourceAddress
 from sharelift.errors import (
@@ -97,7 +103,17 @@ from sharelift.errors import (
     SourceFileNotFound,
     SourceFilePermissionDenied,
 )
-from sharelift.storage.base import Entry, EntryKind, ReadStream, Source, SourceFeatures
+from sharelift.storage import retrying
+from sharelift.storage.base import (
+    Entry,
+    EntryKind,
+    Fingerprint,
+    ReadStream,
+    Source,
+    SourceFeatures,
+)
+
+T = TypeVar("T")
 
 # Measured on the test bed (ganesha on loopback, libnfs 4.0, READ max 1 MiB): 1 MiB reads
 # are the fastest with the copy into ``bytes`` counted; larger reads fall out of the CPU
@@ -337,9 +353,21 @@ class _NfsCallError(Exception):
 
     def is_connection(self) -> bool:
         """The server is gone or does not answer (not a problem of one file)."""
+        if self.errno in _CONNECTION_ERRNOS:
+            return True
         return self.errno in (errno.EIO, errno.EFAULT, errno.EINTR, errno.ETIMEDOUT) and any(
-            word in self.message for word in ("service", "RPC", "connect", "timed out")
+            word in self.message.lower()
+            for word in ("service", "rpc", "connect", "timed out", "socket", "reset")
         )
+
+
+_CONNECTION_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ENOTCONN, errno.EPIPE}
+)
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, _NfsCallError) and exc.is_connection()
 
 
 class NfsSource(Source):
@@ -364,6 +392,7 @@ class NfsSource(Source):
         self._pid = 0
         self._streams: weakref.WeakSet[_NfsReadStream] = weakref.WeakSet()
         self._walks: weakref.WeakSet[_Prefetcher] = weakref.WeakSet()
+        self._last_mount_error = _NfsCallError(-errno.ENOTCONN, "not mounted")
 
     # -- pickling and fork: the address is the whole state ------------------------------
 
@@ -441,6 +470,7 @@ class NfsSource(Source):
         try:
             self._nfs, self._ctx = self._mount()
         except _NfsCallError as exc:
+            self._last_mount_error = exc
             raise AddressError(self.address.name, self._mount_failure(exc)) from None
         self._ctx_p = int(self._ctx)
         self._pid = os.getpid()
@@ -450,6 +480,31 @@ class NfsSource(Source):
         """The ctypes functions and this process's context pointer (connecting if needed)."""
         self._context()
         return _c_libnfs, self._ctx_p
+
+    def _c_or_call_error(self) -> tuple[_CLib, int]:
+        """``_c``, but a failed mount raises the ``_NfsCallError`` (for ``_retried``)."""
+        if self._ctx is None or self._pid != os.getpid():
+            try:
+                self._context()
+            except AddressError:
+                raise self._last_mount_error from None
+        return _c_libnfs, self._ctx_p
+
+    def _drop_context(self) -> None:
+        """Forget a context whose connection is dead: the next call mounts again. Streams
+        on it end (their handles die with it); walks keep their own helpers."""
+        for stream in list(self._streams):
+            stream.close()
+        ctx, self._ctx = self._ctx, None
+        self._ctx_p = 0
+        if ctx is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self._nfs.nfs_destroy_context(ctx)
+
+    def _retried(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn`` (libnfs calls raising ``_NfsCallError``) under the retry policy, on a new
+        connection for each try after a connection failure."""
+        return retrying.call(fn, transient=_transient, recover=self._drop_context, what=what)
 
     def close(self) -> None:
         for walk in list(self._walks):
@@ -771,12 +826,27 @@ class NfsSource(Source):
 
     def stat(self, path: str) -> Entry:
         rel = self._checked_rel(path)
-        lib, ctx = self._c()
-        st = _NfsStat64()
-        rc = lib.nfs_lstat64(ctx, self._abs(rel).encode(), ctypes.byref(st))
-        if rc != 0:
-            raise _file_error(path, _NfsCallError(rc, lib.error(ctx)))
+
+        def lstat() -> _NfsStat64:
+            lib, ctx = self._c_or_call_error()
+            st = _NfsStat64()
+            rc = lib.nfs_lstat64(ctx, self._abs(rel).encode(), ctypes.byref(st))
+            if rc != 0:
+                raise _NfsCallError(rc, lib.error(ctx))
+            return st
+
+        try:
+            st = self._retried(f"stat of {path!r}", lstat)
+        except _NfsCallError as err:
+            raise _file_error(path, err) from None
         return _entry_from_stat(rel, st)
+
+    def fingerprint(self, stream: ReadStream, path: str) -> Fingerprint:
+        """One GETATTR on the open handle: size, mtime and ctime as the server has them."""
+        if not isinstance(stream, _NfsReadStream):
+            return super().fingerprint(stream, path)
+        st = stream.getattr()
+        return _fingerprint(st)
 
     def open(self, path: str) -> ReadStream:
         return self._open(path, None)
@@ -793,20 +863,27 @@ class NfsSource(Source):
         rel = self._checked_rel(path)
         if not rel:
             raise NotAFile(path, "is a folder, not a file")
-        lib, ctx = self._c()
-        handle = ctypes.c_void_p()
         # O_NOFOLLOW: a symlink (even one swapped in after the scan) is refused, not followed.
         # The path is absolute: libnfs resolves relative paths from the export root too
         # (it only prepends its cwd string), so ``nfs_chdir`` per folder saves no LOOKUPs;
         # measured here, small-file reads were no faster with it.
         flags = os.O_RDONLY | os.O_NOFOLLOW
-        rc = lib.nfs_open(ctx, self._abs(rel).encode(), flags, ctypes.byref(handle))
-        if rc != 0:
-            err = _NfsCallError(rc, lib.error(ctx))
+
+        def nfs_open() -> int:
+            lib, ctx = self._c_or_call_error()
+            handle = ctypes.c_void_p()
+            rc = lib.nfs_open(ctx, self._abs(rel).encode(), flags, ctypes.byref(handle))
+            if rc != 0:
+                raise _NfsCallError(rc, lib.error(ctx))
+            return handle.value  # type: ignore[return-value]  # set when nfs_open succeeds
+
+        try:
+            fh = self._retried(f"open of {path!r}", nfs_open)
+        except _NfsCallError as err:
             if err.errno == errno.ELOOP:
-                raise NotAFile(path, "is a symlink; symlinks are not followed")
-            raise _file_error(path, err)
-        fh: int = handle.value  # type: ignore[assignment]  # set when nfs_open succeeds
+                raise NotAFile(path, "is a symlink; symlinks are not followed") from None
+            raise _file_error(path, err) from None
+        lib, ctx = _c_libnfs, self._ctx_p
         if known_size is not None:
             stream = _NfsReadStream(self, fh, path, known_size, unverified=True)
             self._streams.add(stream)
@@ -822,6 +899,7 @@ class NfsSource(Source):
             what = "a folder" if kind is EntryKind.DIR else "not a regular file"
             raise NotAFile(path, f"is {what}")
         stream = _NfsReadStream(self, fh, path, st.nfs_size)
+        stream.opened = _fingerprint(st)
         self._streams.add(stream)
         return stream
 
@@ -1032,6 +1110,16 @@ class _NfsReadStream:
         self._buf = bytearray(0)
         self._cbuf: Any = None  # ``self._buf`` as a ctypes array, for nfs_read
         self._closed = False
+        self.opened: Fingerprint | None = None  # set by ``open``, which has the GETATTR
+
+    def getattr(self) -> _NfsStat64:
+        """GETATTR of the open file (``nfs_fstat64``)."""
+        self._check_open()
+        st = _NfsStat64()
+        rc = self._lib.nfs_fstat64(self._ctx_p, self._fh, ctypes.byref(st))
+        if rc != 0:
+            raise _file_error(self.path, _NfsCallError(rc, self._lib.error(self._ctx_p)))
+        return st
 
     def _check_open(self) -> None:
         if self._closed:
@@ -1187,6 +1275,15 @@ def _shut_folder(children: list[_Item]) -> str | None:
     return None
 
 
+def _fingerprint(st: _NfsStat64) -> Fingerprint:
+    """Size, mtime and ctime as ``_entry_from_stat`` reads them (so they compare)."""
+    return Fingerprint(
+        st.nfs_size,
+        _signed64(st.nfs_mtime) * 1_000_000_000 + st.nfs_mtime_nsec,
+        _signed64(st.nfs_ctime) * 1_000_000_000 + st.nfs_ctime_nsec,
+    )
+
+
 def _listing_error(err: _NfsCallError) -> str:
     if err.is_permission():
         return "cannot list folder: permission denied"
@@ -1201,7 +1298,7 @@ def _file_error(path: str, err: _NfsCallError) -> FileError:
     if err.errno == errno.EISDIR:
         return NotAFile(path, "is a folder, not a file")
     if err.is_connection():
-        return FileError(path, f"NFS server connection failed: {err.message}")
+        return FileError(path, f"NFS server connection failed: {err.message}", transient=True)
     return FileError(path, f"cannot read source file: {err.message}")
 
 

@@ -9,6 +9,19 @@ CRC-64 is computed once, on the fly, by ``ExactReader`` (fastcrc, GIL released);
 own CRC (crcmod, ~350 MB/s) is switched off with ``enable_crc=False`` and we compare our
 value with the server's ``x-oss-hash-crc64ecma`` ourselves, per part and per object.
 
+Faults: every request goes through ``retrying.call`` (one policy for every backend); which
+failures pass is decided by ``transient`` below: no answer (refused, reset, timed out),
+HTTP 5xx, 429 and RequestTimeout. A put that streams from the source cannot be sent
+again by itself: it fails as a transient ``DestinationError`` and ``sharelift.transfer``
+reads the file again. Anything else (403 AccessDenied, NoSuchBucket, InvalidObjectName...)
+fails the file at once with the server's status, code and message.
+
+Proof of bytes: a put counts only when the server's CRC-64 of the stored object equals ours.
+The ``x-oss-hash-crc64ecma`` header of the put (or complete) answer gives it; where it is
+missing (an OSS-compatible server, a proxy that drops it) a HEAD is asked, and where that
+has none either, the object is read back and summed. An ETag proves nothing (it is not a
+checksum of the bytes for multipart objects, nor on every compatible server).
+
 Resumable multipart: each part's number, ETag and CRC-64 go to a small JSON checkpoint
 (``TransferConfig.checkpoint_dir``) as soon as the part is stored. A later put of the same
 key with the same size and source mtime re-reads the source (it must, to compute the CRC
@@ -19,21 +32,22 @@ same CRC.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import oss2
 import oss2.exceptions as oss_exc
 from oss2.models import PartInfo
 
 from sharelift.addresses import DestinationAddress
-from sharelift.checksum import crc64, crc64_combine
+from sharelift.checksum import Crc64, crc64, crc64_combine
 from sharelift.errors import (
     AddressError,
     ChecksumMismatch,
@@ -42,6 +56,7 @@ from sharelift.errors import (
     SourceFileChanged,
     scrub,
 )
+from sharelift.storage import retrying
 from sharelift.storage.base import (
     Destination,
     ObjectInfo,
@@ -59,9 +74,25 @@ from sharelift.storage.streaming import ExactReader
 if logging.getLogger("oss2").level == logging.NOTSET:
     logging.getLogger("oss2").setLevel(logging.WARNING)
 
+T = TypeVar("T")
+
 META_MTIME = "x-oss-meta-sharelift-mtime-ns"
 META_MODE = "x-oss-meta-sharelift-mode"
 SMALL_OBJECT = 1024 * 1024  # read whole and send as bytes: no stream adapter overhead
+CRC_HEADER = "x-oss-hash-crc64ecma"
+# Codes that name a passing state of the server, whatever the status that carries them.
+TRANSIENT_CODES = frozenset(
+    {"RequestTimeout", "InternalError", "ServiceUnavailable", "SlowDown", "Throttling"}
+)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether an oss2 failure may pass if the request is sent again."""
+    if not isinstance(exc, oss_exc.OssError):
+        return False
+    if isinstance(exc, oss_exc.RequestError) or exc.status == oss_exc.OSS_REQUEST_ERROR_STATUS:
+        return True  # no answer: refused, reset, timed out, cut short
+    return exc.status >= 500 or exc.status == 429 or exc.code in TRANSIENT_CODES
 
 
 class OssDestination(Destination):
@@ -121,13 +152,26 @@ class OssDestination(Destination):
 
     # -- objects -------------------------------------------------------------------
 
-    def head(self, key: str) -> ObjectInfo | None:
+    def _request(self, key: str, what: str, fn: Callable[[], T]) -> T:
+        """``fn`` (one request about ``key``) with the retry policy; a failure that stays
+        becomes a ``DestinationError`` with the server's status, code and message."""
         try:
-            result = self._bucket.head_object(self._key(key))
-        except oss_exc.NotFound:
-            return None
+            return retrying.call(fn, transient=transient, what=f"{what} {key!r}")
+        except FileError:
+            raise
         except oss_exc.OssError as exc:
-            raise DestinationError(key, _object_cause(exc)) from None
+            raise DestinationError(key, _object_cause(exc), transient=transient(exc)) from None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        def head_or_none() -> Any:
+            try:
+                return self._bucket.head_object(self._key(key))
+            except oss_exc.NotFound:
+                return None
+
+        result = self._request(key, "HEAD", head_or_none)
+        if result is None:
+            return None
         return _object_info(key, result.headers, result.content_length)
 
     def put(
@@ -148,30 +192,67 @@ class OssDestination(Destination):
         if size >= self.transfer.multipart_threshold:
             return self._put_multipart(key, stream, size, headers, source_mtime_ns, progress)
         reader = ExactReader(stream, size, key, chunk_size=self.read_chunk_size, progress=progress)
-        data: Any = reader.read_exact(size) if size <= SMALL_OBJECT else reader
+        full_key = self._key(key)
         if size <= SMALL_OBJECT:
+            # In memory: the request itself can be sent again.
+            data = reader.read_exact(size)
             crc = reader.finish()
-        try:
-            result = self._bucket.put_object(self._key(key), data, headers=headers)
-        except FileError:
-            raise
-        except oss_exc.OssError as exc:
-            raise DestinationError(key, _object_cause(exc)) from None
-        if size > SMALL_OBJECT:
+            result = self._request(
+                key, "PUT", lambda: self._bucket.put_object(full_key, data, headers=headers)
+            )
+        else:
+            # Streamed from the source: a second try needs the file read again (transfer).
+            try:
+                result = self._bucket.put_object(full_key, reader, headers=headers)
+            except FileError:
+                raise
+            except oss_exc.OssError as exc:
+                raise DestinationError(key, _object_cause(exc), transient=transient(exc)) from None
             crc = reader.finish()
-        self._check_server_crc(key, crc, result.headers.get("x-oss-hash-crc64ecma"))
+        self._prove_crc(key, crc, size, result.headers.get(CRC_HEADER))
         return PutResult(key=key, size=size, crc64=crc, etag=normal_etag(result.etag))
 
-    def _check_server_crc(self, key: str, ours: int, theirs: str | None) -> None:
-        if theirs is None or int(theirs) == ours:
+    def _prove_crc(self, key: str, ours: int, size: int, theirs: str | None) -> None:
+        """Raise unless the stored object's CRC-64 is shown equal to ``ours``: from the
+        answer's header, else a HEAD's, else by reading the object back."""
+        how = "the put's answer"
+        if theirs is None:
+            info = self.head(key)
+            if info is None:
+                raise DestinationError(
+                    key, "the object is missing right after it was stored", transient=True
+                )
+            how = "a HEAD after the put"
+            if info.crc64 is not None:
+                theirs = str(info.crc64)
+            elif info.size != size:
+                theirs = f"(an object of {info.size} bytes, not {size})"
+            else:
+                how = "reading the object back"
+                theirs = str(self._read_back_crc(key))
+        if theirs.isdigit() and int(theirs) == ours:
             return
         # The stored bytes are not the ones we read: remove them rather than leave a
-        # corrupt object that looks complete.
-        try:
-            self._bucket.delete_object(self._key(key))
-        except oss_exc.OssError:
-            pass
-        raise ChecksumMismatch(key, f"CRC-64 mismatch: sent {ours}, destination stored {theirs}")
+        # corrupt object that looks complete. Bytes damaged on the way may arrive intact
+        # next time: the mismatch is transient (the file is copied again).
+        with contextlib.suppress(FileError):
+            self.delete(key)
+        raise ChecksumMismatch(
+            key,
+            f"CRC-64 mismatch ({how}): sent {ours}, destination stored {theirs}; "
+            "the object was removed",
+            transient=True,
+        )
+
+    def _read_back_crc(self, key: str) -> int:
+        def read() -> int:
+            crc = Crc64()
+            body = self._bucket.get_object(self._key(key))
+            while chunk := body.read(self.read_chunk_size):
+                crc.update(chunk)
+            return crc.value
+
+        return self._request(key, "read-back", read)
 
     # -- multipart -----------------------------------------------------------------
 
@@ -266,12 +347,13 @@ class OssDestination(Destination):
         cp_path = self._checkpoint_path(key)
         upload_id, done = self._load_checkpoint(cp_path, key, size, mtime, part_size)
         full_key = self._key(key)
-        try:
-            if upload_id is None:
-                upload_id = self._bucket.init_multipart_upload(full_key, headers=headers).upload_id
-                self._save_checkpoint(cp_path, key, size, mtime, part_size, upload_id, {})
-        except oss_exc.OssError as exc:
-            raise DestinationError(key, _object_cause(exc)) from None
+        if upload_id is None:
+            upload_id = self._request(
+                key,
+                "initiate multipart upload",
+                lambda: self._bucket.init_multipart_upload(full_key, headers=headers),
+            ).upload_id
+            self._save_checkpoint(cp_path, key, size, mtime, part_size, upload_id, {})
 
         reader = ExactReader(
             stream, size, key, chunk_size=self.read_chunk_size, progress=progress, track_crc=False
@@ -283,10 +365,19 @@ class OssDestination(Destination):
 
         def upload(num: int, data: bytes, crc: int) -> None:
             try:
-                res = self._bucket.upload_part(full_key, upload_id, num, data)
-                server_crc = res.headers.get("x-oss-hash-crc64ecma")
+                res = self._request(
+                    key,
+                    f"upload of part {num} of",
+                    lambda: self._bucket.upload_part(full_key, upload_id, num, data),
+                )
+                server_crc = res.headers.get(CRC_HEADER)
                 if server_crc is not None and int(server_crc) != crc:
-                    raise ChecksumMismatch(key, f"CRC-64 mismatch on part {num}")
+                    raise ChecksumMismatch(
+                        key,
+                        f"CRC-64 mismatch on part {num}: sent {crc}, destination stored "
+                        f"{server_crc}",
+                        transient=True,
+                    )
                 with lock:
                     done[num] = {"etag": res.etag, "size": len(data), "crc": crc}
                     self._save_checkpoint(cp_path, key, size, mtime, part_size, upload_id, done)
@@ -314,7 +405,7 @@ class OssDestination(Destination):
                         if failed:
                             slots.release()
                             failed[0].result()
-                        futures.append(pool.submit(upload, num, data, crc))
+                        futures.append(pool.submit(retrying.in_scope(upload), num, data, crc))
                     reader.finish()
                 finally:
                     wait(futures)
@@ -325,7 +416,7 @@ class OssDestination(Destination):
                 c, length = part_crcs[n]
                 total_crc = crc64_combine(total_crc, c, length)
             parts = [PartInfo(n, done[n]["etag"]) for n in sorted(part_crcs)]
-            result = self._bucket.complete_multipart_upload(full_key, upload_id, parts)
+            completed = self._complete(key, full_key, upload_id, parts)
         except BaseException as exc:
             # Keep the upload for a resume only when the source is unchanged and a
             # checkpoint exists; otherwise nobody could resume it, so abort it.
@@ -333,18 +424,36 @@ class OssDestination(Destination):
                 self._abort_quietly(full_key, upload_id)
                 self._remove_checkpoint(cp_path)
             if isinstance(exc, oss_exc.OssError):
-                raise DestinationError(key, _object_cause(exc)) from None
+                raise DestinationError(key, _object_cause(exc), transient=transient(exc)) from None
             raise
         self._remove_checkpoint(cp_path)
-        self._check_server_crc(key, total_crc, result.headers.get("x-oss-hash-crc64ecma"))
+        crc_header = completed.headers.get(CRC_HEADER) if completed is not None else None
+        self._prove_crc(key, total_crc, size, crc_header)
         return PutResult(
             key=key,
             size=size,
             crc64=total_crc,
             multipart=True,
             resumed_bytes=resumed,
-            etag=normal_etag(result.etag),
+            etag=normal_etag(completed.etag) if completed is not None else None,
         )
+
+    def _complete(self, key: str, full_key: str, upload_id: str, parts: list[PartInfo]) -> Any:
+        """Complete the upload; ``None`` when a retry finds it already completed (the first
+        answer was lost): the caller's proof then asks the object itself."""
+        tries = 0
+
+        def complete() -> Any:
+            nonlocal tries
+            tries += 1
+            try:
+                return self._bucket.complete_multipart_upload(full_key, upload_id, parts)
+            except oss_exc.NoSuchUpload:
+                if tries > 1:
+                    return None
+                raise
+
+        return self._request(key, "complete multipart upload", complete)
 
     @staticmethod
     def _remove_checkpoint(path: str | None) -> None:
@@ -419,12 +528,11 @@ class OssDestination(Destination):
         return found
 
     def delete(self, key: str) -> None:
-        try:
-            self._bucket.delete_object(self._key(key))
-        except oss_exc.NoSuchKey:
-            pass
-        except oss_exc.OssError as exc:
-            raise DestinationError(key, _object_cause(exc)) from None
+        def delete_if_there() -> None:
+            with contextlib.suppress(oss_exc.NoSuchKey):
+                self._bucket.delete_object(self._key(key))
+
+        self._request(key, "DELETE", delete_if_there)
 
     def list_multipart_uploads(self) -> builtins.list[tuple[str, str]]:
         """(key, upload id) of unfinished multipart uploads under the prefix (tests, clean-up)."""
@@ -482,14 +590,29 @@ def _address_cause(exc: oss_exc.OssError, address: DestinationAddress) -> str:
 
 
 def _object_cause(exc: oss_exc.OssError) -> str:
+    """Never empty: the status, the server's code and message, or what is known instead."""
     if isinstance(exc, oss_exc.RequestError) or exc.status == oss_exc.OSS_REQUEST_ERROR_STATUS:
         return f"destination unreachable: {_request_error_text(exc)}"
-    return scrub(f"{exc.code or 'error'} (HTTP {exc.status}): {exc.message}")
+    code = exc.code or "no error code"
+    message = exc.message or _body_text(exc) or "no error message in the answer"
+    request_id = f" (request {exc.request_id})" if exc.request_id else ""
+    if exc.status < 0:  # oss2's own failure: malformed answer, client-side check
+        return scrub(f"{type(exc).__name__}: {message}{request_id}")
+    return scrub(f"HTTP {exc.status} {code}: {message}{request_id}")
+
+
+def _body_text(exc: oss_exc.OssError) -> str:
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    return " ".join(str(body or "").split())[:200]
 
 
 def _request_error_text(exc: oss_exc.OssError) -> str:
     text = str(getattr(exc, "exception", "") or exc)
     lowered = text.lower()
+    if "reset" in lowered or "aborted" in lowered:
+        return "connection reset"
     if "refused" in lowered:
         return "connection refused"
     if "timed out" in lowered or "timeout" in lowered:

@@ -28,6 +28,14 @@ What this module does below smbclient's high-level API, and why:
 * Every call passes ``port=`` and a per-instance ``connection_cache`` (never smbclient's
   global pool; ``SMBDirEntry.stat()`` would drop the port and dial 445).
 
+Faults: a lost connection or session (server restarted, socket reset, the session or tree
+deleted, a time-out) is transient: opens and stats are tried again under
+``storage.retrying``'s policy, each try after the first on new connections; a read that
+fails half-way fails the file as transient, and the copy reads it again. The CREATE answer
+of an open and the answer of the CLOSE in the same compound (asked with POSTQUERY_ATTRIB)
+both carry size, LastWriteTime and ChangeTime: for a file read whole in that one round trip
+they are the before and after the copy compares, at no extra cost.
+
 Symlinks: Samba (4.17) hides them from SMB2 clients or resolves them on the server
 (``follow symlinks``); it never reports them, so ``reports_symlinks`` is False. Windows
 servers and newer Samba report links as reparse points (FILE_ATTRIBUTE_REPARSE_POINT with
@@ -70,7 +78,15 @@ from sharelift.errors import (
     SourceFilePermissionDenied,
     scrub,
 )
-from sharelift.storage.base import Entry, EntryKind, ReadStream, Source, SourceFeatures
+from sharelift.storage import retrying
+from sharelift.storage.base import (
+    Entry,
+    EntryKind,
+    Fingerprint,
+    ReadStream,
+    Source,
+    SourceFeatures,
+)
 
 CHUNK = 1024 * 1024  # measured: 1 MiB reads are smbprotocol's sweet spot
 DIR_QUERY_SIZE = 64 * 1024  # one credit per QUERY_DIRECTORY; larger buys ~3 %
@@ -112,6 +128,20 @@ STATUS_ACCOUNT_LOCKED_OUT = 0xC0000234
 STATUS_PASSWORD_MUST_CHANGE = 0xC0000224
 STATUS_NOT_FOUND = 0xC0000225
 STATUS_STOPPED_ON_SYMLINK = 0x8000002D
+# The connection, session or tree went away: reconnect and try again.
+_SESSION_LOST = frozenset(
+    {
+        0xC00000B5,  # STATUS_IO_TIMEOUT
+        0xC00000C9,  # STATUS_NETWORK_NAME_DELETED
+        0xC000009A,  # STATUS_INSUFFICIENT_RESOURCES
+        0xC0000128,  # STATUS_FILE_CLOSED (a handle of a lost session)
+        0xC000020C,  # STATUS_CONNECTION_DISCONNECTED
+        0xC000020D,  # STATUS_CONNECTION_RESET
+        0xC0000203,  # STATUS_USER_SESSION_DELETED
+        0xC000035C,  # STATUS_NETWORK_SESSION_EXPIRED
+        0xC00000B0,  # STATUS_PIPE_DISCONNECTED
+    }
+)
 
 _NOT_FOUND = {
     STATUS_NO_SUCH_FILE,
@@ -254,6 +284,33 @@ def _is_smb_error(exc: BaseException) -> bool:
     return isinstance(exc, SMBException | OSError | ValueError | EOFError | struct.error)
 
 
+def _transient(exc: BaseException) -> bool:
+    """A failure of the connection or session, not of the file: worth a new connection."""
+    from smbprotocol.exceptions import SMBConnectionClosed, SMBException
+
+    status = _status(exc)
+    if status is not None:
+        return status in _SESSION_LOST
+    if isinstance(exc, SMBConnectionClosed | ConnectionError | TimeoutError | EOFError):
+        return True
+    text = str(exc).lower()
+    if isinstance(exc, ValueError):  # smbprotocol's transport: "Failed to connect to ..."
+        return "failed to connect" in text
+    if isinstance(exc, SMBException):
+        return "connect" in text or "closed" in text or "timed out" in text
+    return isinstance(exc, OSError)  # a socket error
+
+
+def _attrs(data: bytes) -> Fingerprint | None:
+    """Size, LastWriteTime and ChangeTime from a CREATE or CLOSE answer (same offsets)."""
+    if len(data) < 60:
+        return None
+    _write, change, _alloc, size = struct.unpack_from("<qqqq", data, 24)
+    if not (_write or change):
+        return None  # a CLOSE without POSTQUERY_ATTRIB: the fields are zero
+    return Fingerprint(size, filetime_to_ns(_write), filetime_to_ns(change))
+
+
 def _kind(attributes: int, reparse_tag: int) -> EntryKind:
     if attributes & FILE_ATTRIBUTE_REPARSE_POINT:
         if reparse_tag & IO_REPARSE_TAG_NAME_SURROGATE:
@@ -366,6 +423,40 @@ class SmbSource(Source):
             "connection_cache": self._connections(),
             "connection_timeout": CONNECT_TIMEOUT,
         }
+
+    def _drop_connections(self) -> None:
+        """Forget connections that failed: the next call connects (and logs on) again.
+        No logoff is sent: the server has lost, or will time out, the session anyway."""
+        self._ahead.clear()
+        cache, self._cache = self._cache, {}
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            return
+        for connection in cache.values():
+            try:
+                connection.disconnect(close=False)
+            except Exception:  # noqa: BLE001 - it is dead already
+                pass
+
+    def _retried(self, what: str, fn: Callable[[], Any]) -> Any:
+        return retrying.call(fn, transient=_transient, recover=self._drop_connections, what=what)
+
+    def fingerprint(self, stream: ReadStream, path: str) -> Fingerprint:
+        """The CLOSE answer's for a file read in its first round trip; else a fresh
+        CREATE + CLOSE of the path (one round trip)."""
+        if isinstance(stream, _SmbReadStream) and stream.closed_with is not None:
+            return stream.closed_with
+        rel = self._rel(path)
+        try:
+            found = self._retried(f"stat of {path!r}", lambda: self._open_attrs(rel))
+        except Exception as exc:
+            if not _is_smb_error(exc):
+                raise
+            raise self._file_error(rel, exc) from None
+        fp = _attrs(found["raw"]) if "raw" in found else None
+        if fp is None:
+            return Fingerprint(found["size"], filetime_to_ns(found["mtime"]))
+        return fp
 
     def close(self) -> None:
         if self._pid != os.getpid():
@@ -673,7 +764,7 @@ class SmbSource(Source):
     def stat(self, path: str) -> Entry:
         rel = self._rel(path)
         try:
-            info = self._open_info(rel)
+            info = self._retried(f"stat of {path!r}", lambda: self._open_info(rel))
         except Exception as exc:
             if not _is_smb_error(exc):
                 raise
@@ -699,6 +790,11 @@ class SmbSource(Source):
         The link itself is opened (FILE_OPEN_REPARSE_POINT) and only FILE_READ_ATTRIBUTES
         is asked for, which servers grant even when the data may not be read.
         """
+        found = self._open_attrs(rel)
+        return found["mtime"], found["size"], found["attributes"]
+
+    def _open_attrs(self, rel: str) -> dict[str, Any]:
+        """``_open_info``'s values by name, and the CREATE answer as ``raw``."""
         from smbclient._io import SMBFileTransaction, SMBRawIO
         from smbprotocol.open import CreateDisposition, ImpersonationLevel
 
@@ -710,7 +806,7 @@ class SmbSource(Source):
             create_options=FILE_OPEN_REPARSE_POINT,
             **self._kwargs(),
         )
-        found: dict[str, int] = {}
+        found: dict[str, Any] = {}
         msg, _ = raw.fd.create(
             ImpersonationLevel.Impersonation,
             FILE_READ_ATTRIBUTES | SYNCHRONIZE,
@@ -728,6 +824,7 @@ class SmbSource(Source):
             found["mtime"], found["size"], found["attributes"] = struct.unpack_from(
                 "<q16xqI", data, 24
             )
+            found["raw"] = bytes(data[:64])
             return result
 
         try:
@@ -740,8 +837,12 @@ class SmbSource(Source):
         fd = raw.fd
         if not found:  # a DFS retry used smbclient's own create: microsecond times only
             mtime = int(fd.last_write_time.timestamp() * 1_000_000) * 10 + _EPOCH_AS_FILETIME
-            return mtime, int(fd.end_of_file), int(fd.file_attributes)
-        return found["mtime"], found["size"], found["attributes"]
+            return {
+                "mtime": mtime,
+                "size": int(fd.end_of_file),
+                "attributes": int(fd.file_attributes),
+            }
+        return found
 
     def _stat_from_parent(self, rel: str) -> Entry | None:
         parent, _, name = rel.rpartition("/")
@@ -773,11 +874,12 @@ class SmbSource(Source):
         rel = self._rel(path)
         if not rel:
             raise NotAFile(rel, "is a folder, not a file")
-        try:
+
+        def first_answer() -> tuple[bytes, int, int, Any, Any]:
             answer = self._prefetched(rel)
             if answer is None:
                 answer = self._open_first(rel, reparse=True)
-            first, size, attributes, mtime = answer
+            attributes = answer[2]
             if attributes & FILE_ATTRIBUTE_REPARSE_POINT:
                 kind = _kind(attributes, self._reparse_tag(rel))
                 if kind is EntryKind.SYMLINK:
@@ -786,7 +888,11 @@ class SmbSource(Source):
                     raise NotAFile(rel, "is a special file (fifo, socket or device)")
                 # Another kind of reparse point (dedup, cloud, compression): let the
                 # server's filter produce the data.
-                first, size, attributes, mtime = self._open_first(rel, reparse=False)
+                answer = self._open_first(rel, reparse=False)
+            return answer
+
+        try:
+            first, size, attributes, mtime, raw = self._retried(f"open of {path!r}", first_answer)
         except FileError:
             raise
         except Exception as exc:
@@ -795,9 +901,13 @@ class SmbSource(Source):
             raise self._file_error(rel, exc) from None
         if attributes & FILE_ATTRIBUTE_DIRECTORY:
             raise NotAFile(rel, "is a folder, not a file")
-        return _SmbReadStream(self, rel, first, size, mtime)
+        stream = _SmbReadStream(self, rel, first, size, mtime)
+        stream.opened = getattr(raw, "sharelift_opened", None)
+        if len(first) >= size:  # read whole before the CLOSE: its answer is the "after"
+            stream.closed_with = getattr(raw, "sharelift_closed", None)
+        return stream
 
-    def _open_first(self, rel: str, *, reparse: bool) -> tuple[bytes, int, int, Any]:
+    def _open_first(self, rel: str, *, reparse: bool) -> tuple[bytes, int, int, Any, Any]:
         """CREATE + READ(first chunk) + CLOSE as one compound request."""
         from smbclient._io import SMBFileTransaction
 
@@ -811,7 +921,7 @@ class SmbSource(Source):
             self._close_quietly(raw)
         fd = raw.fd
         data = tx.results[1] if tx.results else b""
-        return data, int(fd.end_of_file), int(fd.file_attributes), fd.last_write_time
+        return data, int(fd.end_of_file), int(fd.file_attributes), fd.last_write_time, raw
 
     def _first_actions(self, rel: str, *, reparse: bool) -> tuple[Any, list[Any]]:
         """The (message, receiver) pairs of the CREATE + READ + CLOSE compound."""
@@ -836,7 +946,30 @@ class SmbSource(Source):
 
         tx = SMBFileTransaction(raw)
         raw.open(transaction=tx)  # appends the CREATE to tx
-        return raw, [*tx._actions, (read_msg, receive), _quiet_close(raw)]
+        (create_msg, create_receive), *rest = tx._actions
+
+        def receive_create(request: Any) -> Any:
+            result = create_receive(request)
+            raw.sharelift_opened = _attrs(request.response["data"].get_value())
+            return result
+
+        close_msg, _ = raw.fd.close(get_attributes=True, send=False)
+
+        def receive_close(request: Any) -> None:
+            from smbprotocol.exceptions import SMBResponseException
+
+            try:
+                raw.fd._close_response(request)
+            except SMBResponseException:
+                return
+            raw.sharelift_closed = _attrs(request.response["data"].get_value())
+
+        return raw, [
+            (create_msg, receive_create),
+            *rest,
+            (read_msg, receive),
+            (close_msg, receive_close),
+        ]
 
     # -- prefetch: several files' compound opens in flight -------------------------------
 
@@ -882,7 +1015,7 @@ class SmbSource(Source):
             self._receive_ahead(entry, quiet=True)
         return None
 
-    def _prefetched(self, rel: str) -> tuple[bytes, int, int, Any] | None:
+    def _prefetched(self, rel: str) -> tuple[bytes, int, int, Any, Any] | None:
         if not self._ahead or rel not in {e[0] for e in self._ahead}:
             return None
         entry = self._drop_ahead(until=rel)
@@ -890,7 +1023,7 @@ class SmbSource(Source):
 
     def _receive_ahead(
         self, entry: tuple[str, Any, list[Any], list[Any]], *, quiet: bool
-    ) -> tuple[bytes, int, int, Any] | None:
+    ) -> tuple[bytes, int, int, Any, Any] | None:
         """The receiving half of ``SMBFileTransaction.commit`` (which sends and waits at
         once). A file behind a DFS referral falls back to a fresh ``_open_first``."""
         from smbprotocol.exceptions import SMBOSError, SMBResponseException
@@ -915,7 +1048,13 @@ class SmbSource(Source):
                 return self._open_first(rel, reparse=True)  # DFS, or a rename since
             raise failure
         fd = raw.fd
-        return results[1] or b"", int(fd.end_of_file), int(fd.file_attributes), fd.last_write_time
+        return (
+            results[1] or b"",
+            int(fd.end_of_file),
+            int(fd.file_attributes),
+            fd.last_write_time,
+            raw,
+        )
 
     def _reopen(self, rel: str) -> Any:
         from smbclient._io import SMBFileIO
@@ -949,6 +1088,10 @@ class SmbSource(Source):
         ):
             return FileError(
                 rel, "the server rejects this name over SMB (characters SMB cannot carry)"
+            )
+        if _transient(exc):
+            return FileError(
+                rel, f"lost the connection to the SMB server: {_status_text(exc)}", transient=True
             )
         return FileError(rel, f"cannot read source file over SMB: {_status_text(exc)}")
 
@@ -1002,6 +1145,8 @@ class _SmbReadStream:
         )
         self._eof = len(first) >= size
         self._closed = False
+        self.opened: Fingerprint | None = None  # from the CREATE answer
+        self.closed_with: Fingerprint | None = None  # from the CLOSE answer (one-trip files)
 
     def read(self, size: int = -1, /) -> bytes:
         if self._closed:

@@ -342,8 +342,11 @@ LOG {{
 
     # -- life cycle --------------------------------------------------------------------
 
-    def start(self, timeout: float = 60.0) -> NfsServer:
-        """Start ganesha and wait until a libnfs client can mount the export."""
+    def start(self, timeout: float = 60.0, *, same_ports: bool = False) -> NfsServer:
+        """Start ganesha and wait until a libnfs client can mount the export.
+
+        ``same_ports``: on the NFS and MOUNT ports it had before (a restart that clients
+        must find again), not new free ones."""
         if self.running:
             return self
         binary = _find(GANESHA)
@@ -369,11 +372,13 @@ LOG {{
 
         deadline = time.monotonic() + timeout
         last_error = ""
+        keep = same_ports and bool(self.nfs_port and self.mount_port)
         for _attempt in range(3):  # a free port can be taken by someone else before we bind
-            self.nfs_port = free_port()
-            self.mount_port = free_port()
-            while self.mount_port == self.nfs_port:
+            if not keep:
+                self.nfs_port = free_port()
                 self.mount_port = free_port()
+                while self.mount_port == self.nfs_port:
+                    self.mount_port = free_port()
             self.config_path.write_text(self.config_text())
             with _startup_lock():
                 rpcbind = _Rpcbind(self.workdir)
@@ -479,6 +484,21 @@ LOG {{
         _terminate(proc, timeout=15)
         with contextlib.suppress(FileNotFoundError):
             self.pid_path.unlink()
+
+    def kill(self) -> None:
+        """SIGKILL ganesha (a crash). ``start(same_ports=True)`` brings it back."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=15)
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_path.unlink()
+
+    def restart(self, downtime: float = 0.0) -> NfsServer:
+        """Kill, stay down ``downtime`` seconds, start again on the same ports."""
+        self.kill()
+        time.sleep(downtime)
+        return self.start(same_ports=True)
 
     def __enter__(self) -> NfsServer:
         return self.start()

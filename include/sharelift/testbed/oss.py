@@ -69,11 +69,14 @@ class OssServer:
 
     # ---- life cycle
 
-    def start(self) -> OssServer:
+    def start(self, *, same_port: bool = False) -> OssServer:
+        """Start the daemon; ``same_port``: on the port it had before (a restart that
+        clients must find again), not a new free one."""
         if self.running:
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        if not (same_port and self.port):
+            self.port = free_port()
         cmd = [
             sys.executable,
             "-m",
@@ -143,6 +146,20 @@ class OssServer:
                 proc.kill()
                 proc.wait(timeout=timeout)
         return proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the daemon (a crash: nothing is flushed or answered). ``start(same_port=
+        True)`` brings it back where clients expect it."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def restart(self, downtime: float = 0.0) -> OssServer:
+        """Kill, stay down ``downtime`` seconds, start again on the same port."""
+        self.kill()
+        time.sleep(downtime)
+        return self.start(same_port=True)
 
     def __enter__(self) -> OssServer:
         return self.start()

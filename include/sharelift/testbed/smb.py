@@ -121,6 +121,7 @@ class SmbServer:
         self.password = password if isinstance(password, Secret) else Secret(password)
         self.map_illegal_names = map_illegal_names
         self.port = 0
+        self._same_port = False
         self.conf_path = self.workdir / "smb.conf"
         self.log_path = self.workdir / "log" / "smbd.log"
         self.out_path = self.workdir / "log" / "smbd.out"
@@ -134,9 +135,12 @@ class SmbServer:
 
     # -- life cycle ----------------------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> SmbServer:
+    def start(self, timeout: float = 30.0, *, same_port: bool = False) -> SmbServer:
+        """Start smbd; ``same_port``: on the port it had before (a restart that clients
+        must find again), not a new free one."""
         if self._proc is not None:
             return self
+        self._same_port = same_port and bool(self.port)
         if not self.share_dir.is_dir():
             raise TestbedError(f"share folder {self.share_dir} does not exist")
         for name in _STATE_DIRS:
@@ -162,7 +166,8 @@ class SmbServer:
 
         last_error = ""
         for _attempt in range(3):  # a free port can be taken before smbd binds it
-            self.port = free_port()
+            if not self._same_port:
+                self.port = free_port()
             self._write_conf()
             self._set_password()
             seen = len(self._log_text())
@@ -204,6 +209,29 @@ class SmbServer:
         out, self._out = self._out, None
         if out is not None:
             out.close()  # type: ignore[attr-defined]
+
+    def kill(self) -> None:
+        """SIGKILL smbd and every process of its group (a crash: sessions are lost).
+        ``start(same_port=True)`` brings it back."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            self._signal_group(proc, signal.SIGKILL)
+            proc.wait(timeout=10)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and self._group_alive(proc.pid):
+                time.sleep(0.05)
+        out, self._out = self._out, None
+        if out is not None:
+            out.close()  # type: ignore[attr-defined]
+        if self._own_rundir:
+            shutil.rmtree(self._rundir, ignore_errors=True)
+            self._rundir, self._own_rundir = self.workdir, False
+
+    def restart(self, downtime: float = 0.0) -> SmbServer:
+        """Kill, stay down ``downtime`` seconds, start again on the same port."""
+        self.kill()
+        time.sleep(downtime)
+        return self.start(same_port=True)
 
     def __enter__(self) -> SmbServer:
         return self.start()
