@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -150,26 +149,6 @@ def record(name: str, tally: Tally) -> None:
         row["reasons"] = sorted(set(tally.reasons))[:5]
         with open(target, "a") as f:
             f.write(json.dumps(row) + "\n")
-
-
-def after_files(n: int, action: Callable[[], None]) -> Callable[[Any], None]:
-    """An ``on_file`` callback that starts ``action`` on a thread once ``n`` files are done
-    (so the fault strikes mid-copy); ``.thread`` joins it."""
-    seen = 0
-    lock = threading.Lock()
-
-    def on_file(_row: Any) -> None:
-        nonlocal seen
-        with lock:
-            seen += 1
-            if seen != n:
-                return
-        thread = threading.Thread(target=action, name="fault", daemon=True)
-        on_file.thread = thread  # type: ignore[attr-defined]
-        thread.start()
-
-    on_file.thread = None  # type: ignore[attr-defined]
-    return on_file
 
 
 @pytest.fixture
