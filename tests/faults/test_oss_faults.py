@@ -106,3 +106,22 @@ def test_a_put_refused_with_403_fails_its_file_at_once_with_the_servers_code_and
     # Not retried: the proxy refused exactly as many PUTs as there are failed files
     # (multipart parts are not object PUTs for the proxy).
     assert tally.injected["403 on PUT"] == tally.failed
+
+
+def test_a_server_that_answers_only_503_fails_each_file_with_status_and_a_reason(
+    proxied,  # type: ignore[no-untyped-def]
+) -> None:
+    """Once the retries are spent the reason says what the server said, never ''."""
+    import dataclasses
+
+    from sharelift.storage import RetryPolicy
+
+    copy, proxy, direct, files = proxied
+    short = RetryPolicy(first_wait=0.01, max_wait=0.05, request_time=0.2, file_time=0.5)
+    copy.transfer = dataclasses.replace(copy.transfer, retry=short)
+    tally, _ = copy_through(proxied, Faults(status_rate=1.0, statuses=(503,)), "100% 503")
+    assert (tally.ok, tally.corrupt, tally.empty_reasons) == (0, 0, 0)
+    assert tally.failed == len(files)
+    for reason in tally.reasons:
+        assert "HTTP 503" in reason
+        assert "no error message in the answer" in reason
