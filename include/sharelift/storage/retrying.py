@@ -142,7 +142,20 @@ def call(
     new try and must not raise (it only drops state; the next try reconnects).
     ``whole_file``: ``fn`` copies a whole file, limited by the file's budget only."""
     policy = current_policy()
-    limit = policy.file_time if whole_file else policy.request_time
+    started = time.monotonic()
+    # The first try runs bare: tenacity's machinery costs tens of microseconds a call,
+    # which small files (several requests each) would pay for nothing when all is well.
+    try:
+        return fn()
+    except BaseException as exc:
+        if not transient(exc):
+            raise
+        failures = [exc]
+
+    def again() -> T:
+        if failures:  # tenacity's first try: the failure already met
+            raise failures.pop()
+        return fn()
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -156,14 +169,25 @@ def call(
         if recover is not None:
             recover()
 
+    limit = policy.file_time if whole_file else policy.request_time
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_before_delay(limit) | _stop_at_file_deadline(),
+        stop=_stop_at(started + limit) | _stop_at_file_deadline(),
         wait=policy.wait(),
         retry=tenacity.retry_if_exception(transient),
         before_sleep=before_sleep,
         reraise=True,
     )
-    return retrying(fn)
+    return retrying(again)
+
+
+class _stop_at(tenacity.stop.stop_base):
+    """Stop when the next wait would end past ``deadline`` (``time.monotonic()``)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return time.monotonic() + (retry_state.upcoming_sleep or 0.0) >= self.deadline
 
 
 def describe(exc: BaseException | None) -> str:
