@@ -121,7 +121,7 @@ def copy_file(
     except SharelIftError as exc:
         reason = str(exc)
     except OSError as exc:
-        reason = f"I/O error: {exc.strerror or exc}"
+        reason = f"I/O error: {exc.strerror or retrying.describe(exc)}"
     except Exception as exc:  # noqa: BLE001 - one file must never fail the subtask
         reason = retrying.describe(exc)
     return FileOutcome(
