@@ -14,11 +14,11 @@ from __future__ import annotations
 import re
 
 
-class SharelIftError(Exception):
+class ShareliftError(Exception):
     """Base of every error sharelift raises on purpose."""
 
 
-class ConfigError(SharelIftError, ValueError):
+class ConfigError(ShareliftError, ValueError):
     """A setting broke a rule. ``field`` names it, the message says which rule."""
 
     def __init__(self, field: str, rule: str) -> None:
@@ -27,7 +27,7 @@ class ConfigError(SharelIftError, ValueError):
         super().__init__(f"{field}: {rule}")
 
 
-class AddressError(SharelIftError):
+class AddressError(ShareliftError):
     """An address is Invalid: the operator must fix its configuration or the server."""
 
     def __init__(self, address: str, cause: str) -> None:
@@ -36,7 +36,7 @@ class AddressError(SharelIftError):
         super().__init__(f"address {address!r} is invalid: {self.cause}")
 
 
-class FileError(SharelIftError):
+class FileError(ShareliftError):
     """One file could not be migrated. The message is the reason shown in the error list."""
 
     reason_code = "error"

@@ -13,7 +13,7 @@ import enum
 import time
 from dataclasses import dataclass
 
-from sharelift.errors import FileError, SharelIftError, scrub
+from sharelift.errors import FileError, ShareliftError, scrub
 from sharelift.storage import read_ahead
 from sharelift.storage.base import Destination, Entry, ObjectInfo, ProgressCallback, Source
 
@@ -107,7 +107,7 @@ def copy_file(
         )
     except FileError as exc:
         reason = exc.reason
-    except SharelIftError as exc:
+    except ShareliftError as exc:
         reason = str(exc)
     except OSError as exc:
         reason = f"I/O error: {exc.strerror or exc}"

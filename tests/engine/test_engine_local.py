@@ -13,7 +13,8 @@ from sharelift.checksum import crc64
 from sharelift.engine.jobs import JobSpec
 from sharelift.engine.partition import partition
 from sharelift.engine.report import REPORT_ROOT
-from sharelift.engine.runner import RunPaths, run_job
+from sharelift.engine.run_paths import RunPaths
+from sharelift.engine.runner import run_job
 from sharelift.engine.scan import scan
 from sharelift.storage import open_source
 

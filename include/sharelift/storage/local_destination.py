@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import errno
 import os
 import secrets
@@ -85,6 +86,12 @@ class LocalDestination(Destination):
 
     def display_url(self, key: str = "") -> str:
         return f"file://{self.base.rstrip('/')}/{key}"
+
+    def object_name(self, key: str) -> str:
+        return f"{self.address.prefix}{key}"
+
+    def at_root(self) -> LocalDestination:
+        return LocalDestination(dataclasses.replace(self.address, prefix=""), self.transfer)
 
     def check(self) -> None:
         if not os.path.isdir(self.root):

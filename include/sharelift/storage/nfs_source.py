@@ -97,7 +97,14 @@ from sharelift.errors import (
     SourceFileNotFound,
     SourceFilePermissionDenied,
 )
-from sharelift.storage.base import Entry, EntryKind, ReadStream, Source, SourceFeatures
+from sharelift.storage.base import (
+    Entry,
+    EntryKind,
+    ReadStream,
+    Source,
+    SourceFeatures,
+    check_relative_path,
+)
 
 # Measured on the test bed (ganesha on loopback, libnfs 4.0, READ max 1 MiB): 1 MiB reads
 # are the fastest with the copy into ``bytes`` counted; larger reads fall out of the CPU
@@ -355,7 +362,7 @@ class NfsSource(Source):
             )
         self.address = address
         self.export = "/" + address.share.strip("/") if address.share.strip("/") else "/"
-        self.root_rel = _split_rel(address.path)
+        self.root_rel = check_relative_path(address.path)
         # Every path given to libnfs is absolute from the export root.
         self._root_abs = "/" + self.root_rel if self.root_rel else "/"
         self._nfs: Any = None
@@ -375,6 +382,9 @@ class NfsSource(Source):
 
     def __repr__(self) -> str:
         return f"NfsSource({self.address.name!r}, {self.display_url()!r})"
+
+    def clone(self) -> NfsSource:
+        return NfsSource(self.address)
 
     # -- connection ----------------------------------------------------------------------
 
@@ -469,9 +479,6 @@ class NfsSource(Source):
 
     # -- paths ---------------------------------------------------------------------------
 
-    def _rel(self, path: str) -> str:
-        return _split_rel(path)
-
     def _abs(self, rel: str) -> str:
         """The libnfs path (absolute from the export root) of a path relative to the source."""
         if not rel:
@@ -480,7 +487,7 @@ class NfsSource(Source):
 
     def display_url(self, path: str = "") -> str:
         base = self.address.display_url()
-        rel = self._rel(path) if path else ""
+        rel = check_relative_path(path) if path else ""
         return f"{base}/{rel}" if rel else base
 
     # -- check ---------------------------------------------------------------------------
@@ -676,7 +683,7 @@ class NfsSource(Source):
         return out
 
     def walk(self, top: str = "") -> Iterator[Entry]:
-        top_rel = self._rel(top)
+        top_rel = check_relative_path(top)
         try:
             items = self._list_dir(self._abs(top_rel))
         except _NfsCallError as err:
@@ -764,7 +771,7 @@ class NfsSource(Source):
     # -- stat and open -------------------------------------------------------------------
 
     def _checked_rel(self, path: str) -> str:
-        rel = self._rel(path)
+        rel = check_relative_path(path)
         if not _valid_name(rel):
             raise FileError(path, "name is not valid UTF-8; it cannot be read through libnfs")
         return rel
@@ -1138,14 +1145,6 @@ class _NfsReadStream:
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def _split_rel(path: str) -> str:
-    """'/a//b/./c/' -> 'a/b/c'; refuses '..'. Backslashes are name characters on NFS."""
-    parts = [p for p in (path or "").split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise ConfigError("path", f"must stay inside the source root, got {path!r}")
-    return "/".join(parts)
 
 
 def _entry_from_stat(rel: str, st: Any) -> Entry:

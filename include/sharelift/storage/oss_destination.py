@@ -19,6 +19,7 @@ same CRC.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import hashlib
 import json
 import logging
@@ -79,6 +80,7 @@ class OssDestination(Destination):
         self.transfer = transfer or TransferConfig()
         self.prefix = address.prefix
         self.read_chunk_size = read_chunk_size
+        self.connect_timeout = connect_timeout
         secret = address.access_key_secret.reveal()
         if address.signature_version == "v1":
             auth: Any = oss2.Auth(address.access_key_id, secret)
@@ -110,6 +112,17 @@ class OssDestination(Destination):
 
     def display_url(self, key: str = "") -> str:
         return f"oss://{self.address.bucket}/{self.prefix}{key}"
+
+    def object_name(self, key: str) -> str:
+        return self._key(key)
+
+    def at_root(self) -> OssDestination:
+        return OssDestination(
+            dataclasses.replace(self.address, prefix=""),
+            self.transfer,
+            read_chunk_size=self.read_chunk_size,
+            connect_timeout=self.connect_timeout,
+        )
 
     # -- address check -------------------------------------------------------------
 

@@ -70,7 +70,14 @@ from sharelift.errors import (
     SourceFilePermissionDenied,
     scrub,
 )
-from sharelift.storage.base import Entry, EntryKind, ReadStream, Source, SourceFeatures
+from sharelift.storage.base import (
+    Entry,
+    EntryKind,
+    ReadStream,
+    Source,
+    SourceFeatures,
+    check_relative_path,
+)
 
 CHUNK = 1024 * 1024  # measured: 1 MiB reads are smbprotocol's sweet spot
 DIR_QUERY_SIZE = 64 * 1024  # one credit per QUERY_DIRECTORY; larger buys ~3 %
@@ -338,6 +345,9 @@ class SmbSource(Source):
     def __repr__(self) -> str:
         return f"SmbSource({self.address.name!r}, {self.display_url()!r})"
 
+    def clone(self) -> SmbSource:
+        return SmbSource(self.address)
+
     def __reduce__(self) -> tuple[Any, ...]:
         # A worker process gets the address only and opens its own connections.
         return (type(self), (self.address,))
@@ -382,21 +392,13 @@ class SmbSource(Source):
 
     # -- paths ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _rel(path: str) -> str:
-        """Normalise a relative path; only '/' separates (a '\\' may be part of a name)."""
-        parts = [p for p in path.split("/") if p not in ("", ".")]
-        if any(p == ".." for p in parts):
-            raise ConfigError("path", f"must stay inside the source root, got {path!r}")
-        return "/".join(parts)
-
     def _unc(self, rel: str) -> str:
         parts = [*self.root_parts, *(rel.split("/") if rel else [])]
         a = self.address
         return "\\\\" + "\\".join([a.host, a.share, *(name_to_wire(p) for p in parts)])
 
     def display_url(self, path: str = "") -> str:
-        rel = self._rel(path)
+        rel = check_relative_path(path)
         base = self.address.display_url()
         return f"{base}/{rel}" if rel else base
 
@@ -608,7 +610,7 @@ class SmbSource(Source):
         return [self._entry(prefix + r.name, r) for r in raws]
 
     def walk(self, top: str = "") -> Iterator[Entry]:
-        rel_top = self._rel(top)
+        rel_top = check_relative_path(top)
         try:
             first = self._list_entries(rel_top)
         except Exception as exc:
@@ -671,7 +673,7 @@ class SmbSource(Source):
     # -- stat ----------------------------------------------------------------------------
 
     def stat(self, path: str) -> Entry:
-        rel = self._rel(path)
+        rel = check_relative_path(path)
         try:
             info = self._open_info(rel)
         except Exception as exc:
@@ -770,7 +772,7 @@ class SmbSource(Source):
     # -- open ----------------------------------------------------------------------------
 
     def open(self, path: str) -> ReadStream:
-        rel = self._rel(path)
+        rel = check_relative_path(path)
         if not rel:
             raise NotAFile(rel, "is a folder, not a file")
         try:
@@ -853,7 +855,7 @@ class SmbSource(Source):
             if len(self._ahead) >= PREFETCH:
                 return
             try:
-                rel = self._rel(path)
+                rel = check_relative_path(path)
                 if not rel:
                     continue
                 raw, actions = self._first_actions(rel, reparse=True)
