@@ -4,6 +4,8 @@
 * ``AddressError``: an address is Invalid (unreachable, wrong credentials, missing
   export/share/bucket). Jobs fail fast with it ("Create Failed").
 * ``FileError``: one file failed; the run goes on and the file lands in the error list.
+* ``UnsupportedLibraryError``: an installed client library is not a version sharelift
+  supports; the message says which was found and what to install.
 
 Messages never contain secrets: callers build them from names and causes only, and
 ``scrub`` is applied to any text that came from a library (which may echo a URL or header).
@@ -34,6 +36,18 @@ class AddressError(ShareliftError):
         self.address = address
         self.cause = scrub(cause)
         super().__init__(f"address {address!r} is invalid: {self.cause}")
+
+
+class UnsupportedLibraryError(ShareliftError):
+    """A client library is not the version a backend was written against (a backend that
+    reaches below a library's public API would otherwise fail in odd ways after an upgrade).
+    """
+
+    def __init__(self, library: str, expected: str, found: str, remedy: str) -> None:
+        self.library = library
+        self.expected = expected
+        self.found = found
+        super().__init__(f"{library}: sharelift supports {expected}, found {found}; {remedy}")
 
 
 class FileError(ShareliftError):

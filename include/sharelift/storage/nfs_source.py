@@ -79,6 +79,7 @@ import ctypes
 import errno
 import os
 import queue
+import re
 import socket
 import stat as stat_mod
 import struct
@@ -96,6 +97,7 @@ from sharelift.errors import (
     SourceFileChanged,
     SourceFileNotFound,
     SourceFilePermissionDenied,
+    UnsupportedLibraryError,
 )
 from sharelift.storage.base import (
     Entry,
@@ -258,13 +260,44 @@ class _CLib:
 _c_libnfs: Any = None  # _CLib once found, False if it cannot be
 _c_libnfs_lock = threading.Lock()
 
+# The shared library whose nfsc/libnfs.h the declarations above are copied from (libnfs
+# 4.0, soname major 13). Another major version may move struct fields or reorder a
+# function's arguments (6.0 swapped nfs_read's count and buffer): the calls would then
+# read garbage instead of failing, so any other is refused before the first call.
+LIBNFS_ABI = "libnfs.so.13"
+LIBNFS_REMEDY = (
+    "install libnfs 4.0 (Debian 12: libnfs13 and libnfs-dev, then reinstall the libnfs "
+    "Python package), or update the ctypes declarations in sharelift.storage.nfs_source "
+    "to the new nfsc/libnfs.h"
+)
+
+
+def libnfs_abi(path: str) -> str | None:
+    """The soname (``libnfs.so.N``) of a libnfs shared library file, from its name; None
+    for a file that is not one (libnfs linked statically into the binding)."""
+    match = re.search(r"libnfs\.so\.\d+", os.path.basename(path))
+    return match.group(0) if match else None
+
+
+def check_libnfs_abi(path: str) -> None:
+    """Raise ``UnsupportedLibraryError`` unless ``path`` is the libnfs ABI declared here."""
+    found = libnfs_abi(path)
+    if found is not None and found != LIBNFS_ABI:
+        raise UnsupportedLibraryError(
+            "libnfs",
+            f"libnfs 4.0 ({LIBNFS_ABI})",
+            f"{found} ({path})",
+            LIBNFS_REMEDY,
+        )
+
 
 def _clib() -> _CLib | None:
     """The libnfs the binding is linked to, through ctypes (None if it cannot be found).
 
     It must be the very library the SWIG binding uses (contexts are shared between the
     two): it is found in /proc/self/maps, or is the binding's own extension module when
-    that has libnfs linked in statically.
+    that has libnfs linked in statically. Raises ``UnsupportedLibraryError`` for a libnfs
+    of another ABI (checked on the first connection).
     """
     global _c_libnfs
     if _c_libnfs is not None:
@@ -287,6 +320,7 @@ def _clib() -> _CLib | None:
             candidates.append(extension)
         found: Any = False
         for path in candidates:
+            check_libnfs_abi(path)
             try:
                 found = _CLib(path)
                 break

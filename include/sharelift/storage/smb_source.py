@@ -51,6 +51,7 @@ vfs_catia 4.17 even ends the folder's listing there, see ``testbed.smb``).
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import re
@@ -68,6 +69,7 @@ from sharelift.errors import (
     SourceFileChanged,
     SourceFileNotFound,
     SourceFilePermissionDenied,
+    UnsupportedLibraryError,
     scrub,
 )
 from sharelift.storage.base import (
@@ -314,6 +316,53 @@ def _name_problem(raw: _RawEntry) -> str | None:
     return None
 
 
+# smbclient internals this module calls (see the module docstring for why): private, so
+# any smbprotocol release may move them. The versions where they are as used here:
+SMBPROTOCOL_SUPPORTED = ((1, 13), (2, 0))  # >= 1.13, < 2.0 (the tests run 1.17)
+SMBCLIENT_INTERNALS = {
+    "smbclient._pool": ("get_smb_tree", "register_session"),
+    "smbclient._io": ("SMBDirectoryIO", "SMBFileIO", "SMBFileTransaction", "SMBRawIO"),
+}
+SMBPROTOCOL_REMEDY = (
+    "install a supported smbprotocol (pip install 'smbprotocol>=1.13,<2'), or adapt "
+    "sharelift.storage.smb_source to the new smbclient internals"
+)
+
+
+def installed_smbprotocol() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("smbprotocol")
+
+
+@functools.cache
+def require_supported_smbprotocol() -> None:
+    """Raise ``UnsupportedLibraryError`` unless smbprotocol is a supported version with the
+    smbclient internals this module uses (checked once, before the first connection)."""
+    import importlib
+
+    (lo_major, lo_minor), (hi_major, hi_minor) = SMBPROTOCOL_SUPPORTED
+    expected = f"smbprotocol >= {lo_major}.{lo_minor}, < {hi_major}.{hi_minor}"
+    found = installed_smbprotocol()
+    numbers = tuple(int(n) for n in re.findall(r"\d+", found)[:2])
+    if not (lo_major, lo_minor) <= numbers < (hi_major, hi_minor):
+        raise UnsupportedLibraryError(
+            "smbprotocol", expected, f"smbprotocol {found}", SMBPROTOCOL_REMEDY
+        )
+    for module, names in SMBCLIENT_INTERNALS.items():
+        try:
+            missing = [n for n in names if not hasattr(importlib.import_module(module), n)]
+        except ImportError:
+            missing = [module]
+        if missing:
+            raise UnsupportedLibraryError(
+                "smbprotocol",
+                f"{expected} with {module}.{', '.join(names)}",
+                f"smbprotocol {found} without {', '.join(missing)}",
+                SMBPROTOCOL_REMEDY,
+            )
+
+
 class SmbSource(Source):
     """Walk and read one SMB share (or a folder in it) with smbprotocol."""
 
@@ -369,6 +418,7 @@ class SmbSource(Source):
 
     def _kwargs(self) -> dict[str, Any]:
         """smbclient keyword arguments, built per call so no object keeps them in view."""
+        require_supported_smbprotocol()  # every connection is made with these
         return {
             "username": self._username() or None,
             "password": self.address.password.reveal() or None,
@@ -405,6 +455,7 @@ class SmbSource(Source):
     # -- check ---------------------------------------------------------------------------
 
     def check(self) -> None:
+        require_supported_smbprotocol()
         from smbclient._pool import get_smb_tree, register_session
 
         a = self.address
