@@ -16,13 +16,9 @@ process), and a source inherited through ``fork`` notices the new pid and reconn
 instead of sharing the parent's socket. Open streams are not inherited: open files in
 the process that reads.
 
-Measured on the test bed (ganesha on loopback, sharing the machine's 2 cores; "before"
-is every call through SWIG, both in the same run): ``walk`` of 1,000,000 files in folders
-of 1,000, 60-66k entries/s before, 104-110k/s with 3 helpers (about 60k/s without them;
-2 helpers give most of it, more gain nothing while ganesha takes 1.2 cores), walk-alone
-peak RSS 19 MB before, 21 MB after. Reading 10,000 files of 1-64 KiB: one thread ~1,600
-files/s either way (client CPU is mostly libnfs and the socket, not Python); 4 threads,
-each with its own clone, ~2,000 files/s before (1.2x) and 3,000-3,450 after (1.9-2.15x).
+Releasing the GIL while waiting is what lets the listing helpers of a walk and the copy
+threads with their clones overlap their round trips; what it gained is in
+``bench/results/findings.md``.
 
 How it talks to the server:
 
@@ -108,9 +104,8 @@ from sharelift.storage.base import (
     check_relative_path,
 )
 
-# Measured on the test bed (ganesha on loopback, libnfs 4.0, READ max 1 MiB): 1 MiB reads
-# are the fastest with the copy into ``bytes`` counted; larger reads fall out of the CPU
-# caches and 256 KiB pays the per-call overhead. See the module's tests for the figures.
+# The server's READ maximum on the test bed: larger reads fall out of the CPU caches,
+# smaller ones pay the per-call overhead (bench/results/findings.md).
 READ_CHUNK = 1024 * 1024
 CONNECT_TIMEOUT = 5.0
 RECONNECTS = 3
@@ -825,7 +820,7 @@ class NfsSource(Source):
     def open_entry(self, entry: Entry) -> ReadStream:
         """Open without the GETATTR (``nfs_fstat64``) that ``open`` sends: the scan's
         READDIRPLUS said it is a regular file of ``entry.size`` bytes. One RPC of six per
-        small file (3 LOOKUPs, ACCESS, GETATTR, READ), +17-30 % small files/s in reads. A
+        small file (3 LOOKUPs, ACCESS, GETATTR, READ). A
         path that is no longer a regular file fails its first READ, which is then told
         apart with the GETATTR after all; a different size shows as the reader counts."""
         return self._open(entry.path, entry.size)

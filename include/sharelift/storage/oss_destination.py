@@ -6,7 +6,7 @@ per-part control for resumable multipart and the raw ``x-oss-hash-crc64ecma`` he
 oss2 gives all three with a connection pool we size ourselves.
 
 CRC-64 is computed once, on the fly, by ``ExactReader`` (fastcrc, GIL released); oss2's
-own CRC (crcmod, ~350 MB/s) is switched off with ``enable_crc=False`` and we compare our
+own CRC (crcmod, much slower) is switched off with ``enable_crc=False`` and we compare our
 value with the server's ``x-oss-hash-crc64ecma`` ourselves, per part and per object.
 
 Resumable multipart: each part's number, ETag and CRC-64 go to a small JSON checkpoint

@@ -2,27 +2,26 @@
 
 Parallelism: processes, not threads. smbprotocol does everything in Python (building and
 parsing every message, signing, the NTLM exchange) and holds the GIL while it does, so a
-second thread in the same process adds no throughput (measured: one stream ~0.5-1 GB/s on
-loopback, CPU-bound). ``features.gil_bound`` tells the engine to run several worker
+second thread in the same process adds no throughput (one stream is CPU-bound on
+loopback). ``features.gil_bound`` tells the engine to run several worker
 processes instead; each rebuilds its own ``SmbSource`` from the ``SourceAddress`` (which
 pickles, ``Secret`` included), and ``SmbSource`` itself pickles as just its address.
 
 What this module does below smbclient's high-level API, and why:
 
 * Listing sends ``QUERY_DIRECTORY`` (FileIdFullDirectoryInformation) itself and parses the
-  buffer with ``struct``: 5-7x more entries/s than ``smbclient.scandir`` (which builds a
-  Structure, four datetimes and an ``SMBRawIO`` per entry), and it keeps the server's
+  buffer with ``struct``: several times more entries/s than ``smbclient.scandir`` (which
+  builds a Structure, four datetimes and an ``SMBRawIO`` per entry), and it keeps the server's
   100 ns FILETIME, which smbclient's datetimes round to microseconds. No stat per entry:
   size, times and attributes come with the listing. CREATE + QUERY + QUERY + CLOSE go as
   one compound, so a folder of up to ~1,000 entries costs one round trip.
 * ``open`` sends CREATE + READ (1 MiB) + CLOSE as one compound: a small file is one round
-  trip instead of three (~1.4x more files/s). A larger file is opened again for the rest,
-  read with four requests kept in flight ahead of the caller (~2x smbclient's MB/s), and
+  trip instead of three. A larger file is opened again for the rest, read with four
+  requests kept in flight ahead of the caller (faster than smbclient's reads), and
   each chunk is handed on as received, without a copy.
 * ``prefetch`` sends the compounds of the next files (up to ``PREFETCH``) before their
-  ``open``: the copy of one file overlaps the server's work on the next ones (+20-30 %
-  files/s in one process; the rest is smbprotocol's own CPU, ~1 ms per file, see
-  ``bench/results``).
+  ``open``: the copy of one file overlaps the server's work on the next ones (the rest is
+  smbprotocol's own CPU per file). Figures: ``bench/results/findings.md``.
 * Files are opened with FILE_SHARE_READ|WRITE|DELETE (smbclient's default is an exclusive
   open, which fails on, or blocks, files that users of a live share have open).
 * Every call passes ``port=`` and a per-instance ``connection_cache`` (never smbclient's
@@ -82,8 +81,8 @@ from sharelift.storage.base import (
 )
 
 CHUNK = 1024 * 1024  # measured: 1 MiB reads are smbprotocol's sweet spot
-DIR_QUERY_SIZE = 64 * 1024  # one credit per QUERY_DIRECTORY; larger buys ~3 %
-READ_AHEAD = 4  # READ requests in flight per stream (2 -> 4: +14 % MB/s in one process)
+DIR_QUERY_SIZE = 64 * 1024  # one credit per QUERY_DIRECTORY; larger buys little
+READ_AHEAD = 4  # READ requests in flight per stream (4 beat 2 in one process)
 PREFETCH = 8  # compound opens of announced files in flight on one connection
 PREFETCH_CREDITS = 64  # credits a prefetch leaves for the reads of the file being copied
 CONNECT_TIMEOUT = 15  # seconds, for the TCP connect and negotiate
