@@ -25,6 +25,15 @@ from sharelift.errors import ShareliftError
 POOL_NAME = "sharelift_copy"
 POOL_SLOTS = 20
 MIB = 1024 * 1024
+# What the report task hands on through XCom (the whole summary is in the bucket).
+REPORT_XCOM_KEYS = (
+    "state",
+    "files_copied",
+    "files_skipped",
+    "files_failed",
+    "bytes_copied",
+    "report_folder",
+)
 
 
 def work_dir() -> str:
@@ -159,7 +168,7 @@ def report_step(
 ) -> dict[str, Any]:
     with _run(job_dict, run_id) as run:
         summary = steps.report(run, scan_summary, verify_result)
-    return {k: summary[k] for k in steps.SUMMARY_KEYS}
+    return {k: summary[k] for k in REPORT_XCOM_KEYS}
 
 
 def finish_step(report_result: dict[str, Any] | None) -> dict[str, Any]:

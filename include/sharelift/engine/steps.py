@@ -10,7 +10,8 @@ and what one measures or tests holds for the other.
 Each step takes a ``RunContext`` (the job, the run id, the two addresses, the state
 database, the run's work paths), opens the clients it needs from the addresses and closes
 them, leaves its real output in the work folder and the state database, and can run twice
-with the same result.
+with the same result. ``check`` takes the two addresses alone: it runs before there is a
+run to speak of, and a failure is recorded with ``record_create_failed``.
 """
 
 from __future__ import annotations
@@ -36,14 +37,6 @@ from sharelift.storage import TransferConfig, open_destination, open_source
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
-SUMMARY_KEYS = (
-    "state",
-    "files_copied",
-    "files_skipped",
-    "files_failed",
-    "bytes_copied",
-    "report_folder",
-)
 
 
 @dataclass(frozen=True)
