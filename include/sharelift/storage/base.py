@@ -306,12 +306,6 @@ class Destination(ABC):
         self.close()
 
 
-def join_key(*parts: str) -> str:
-    """Join key fragments with single slashes ('a/', '/b' -> 'a/b')."""
-    out = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
-    return out
-
-
 def check_relative_path(path: str) -> str:
     """Normalise a path relative to a source's or destination's root ('/a//b/./c/' ->
     'a/b/c') and refuse anything that escapes the root ('..'). Every backend uses this one."""
