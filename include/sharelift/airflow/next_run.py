@@ -1,7 +1,8 @@
 """The next run of an incremental job: when it starts, and queueing it from inside a task.
 
-Airflow's timetables count intervals between scheduled starts; a sharelift incremental job counts
-from the end of the previous run (08:00 start, 1 h run, 1 h interval -> next at 10:00). So the
+Airflow's timetables count intervals between scheduled starts; a sharelift incremental job
+counts from the end of the previous run (08:00 start, 1 h run, 1 h interval -> next at
+10:00). So the
 last task of each run queues the next one with ``run_after = now + interval``, and the
 scheduler holds it until then. Runs are numbered through the conf; after run N nothing is
 queued and the job stays finished. Pausing the DAG holds the queued run.
@@ -31,8 +32,8 @@ def hour_seconds() -> float:
 def next_incremental_run(params: dict[str, Any]) -> tuple[dict[str, Any], float] | None:
     """The conf and start delay (seconds) of the next run of an incremental job, or None.
 
-    Called at the END of a run: SPEC "the interval is counted from the end of the previous
-    run". After run N the job is finished and nothing more is triggered.
+    Called at the END of a run: the interval is counted from the end of the previous
+    run (docs/jobs.md). After run N the job is finished and nothing more is triggered.
     """
     job = job_from_params(params)
     if job.migration_type != "incremental" or job.retry_of or job.run_number >= job.migration_times:
