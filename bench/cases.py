@@ -45,8 +45,9 @@ def _maxrss_mb() -> dict[str, float]:
 
 
 def engine(p: dict[str, Any]) -> dict[str, Any]:
-    """``run_job`` as the demo runs it; phases timed by wrapping the runner's step functions."""
-    from sharelift.engine import runner
+    """``run_job`` as the demo runs it: the DAG's step functions in a loop, phases timed by
+    wrapping those functions."""
+    from sharelift.engine import runner, steps
     from sharelift.engine.jobs import JobSpec
 
     marks: dict[str, list[float]] = {}
@@ -61,8 +62,8 @@ def engine(p: dict[str, Any]) -> dict[str, Any]:
 
         return wrapper
 
-    for name in ("scan", "partition", "verify", "write_report"):
-        setattr(runner, name, timed(name, getattr(runner, name)))
+    for name in ("scan", "partition", "verify", "report"):
+        setattr(steps, name, timed(name, getattr(steps, name)))
     job = JobSpec(
         name=p["job"],
         source="bench-src",
@@ -76,7 +77,7 @@ def engine(p: dict[str, Any]) -> dict[str, Any]:
     summary = runner.run_job(job, src, dst, work_dir=p["work_dir"], workers=p["workers"])
     t1 = time.perf_counter()
     phases = {}
-    if all(k in marks for k in ("scan", "partition", "verify", "write_report")):
+    if all(k in marks for k in ("scan", "partition", "verify", "report")):
         phases = {
             "setup+scan": marks["scan"][1] - t0,
             "partition": marks["partition"][1] - marks["partition"][0],

@@ -1,7 +1,7 @@
 """Data addresses: named, validated, reusable endpoints (docs/addresses.md).
 
 An address is plain data: it says where a source or destination is and how to log in.
-``open_source``/``open_destination`` turn it into a backend. Validation happens when the
+``sharelift.storage.open_source``/``open_destination`` turn it into a backend. Validation happens when the
 address is built, so a bad address never reaches a server; reachability is checked by the
 backend's ``check()``. Secrets are ``Secret`` objects: the repr of an address is safe to log.
 """
@@ -184,16 +184,3 @@ def _region_from_endpoint(endpoint: str) -> str:
     """
     m = re.search(r"oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com", endpoint)
     return m.group(1) if m else "cn-hangzhou"
-
-
-def open_source(address: SourceAddress):  # type: ignore[no-untyped-def]
-    """The backend for a source address (imported lazily: libnfs is a C extension)."""
-    from sharelift.storage import open_source as _open
-
-    return _open(address)
-
-
-def open_destination(address: DestinationAddress, **kwargs):  # type: ignore[no-untyped-def]
-    from sharelift.storage import open_destination as _open
-
-    return _open(address, **kwargs)

@@ -9,7 +9,8 @@ and where the lists are, runs the job a second time to show that nothing is copi
 and stops everything (``--keep-running`` leaves Airflow up to look at the UI).
 
 ``--source nfs`` or ``--source smb`` serves the same files through nfs-ganesha or Samba on
-loopback; ``--engine-only`` skips Airflow and runs the copy in-process.
+loopback; ``--engine-only`` skips Airflow and runs the same job's steps in-process
+(``sharelift.engine.runner``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,9 @@ import random
 import shutil
 import signal
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-from sharelift.storage import Destination, EntryKind, Source, open_destination, open_source
-from sharelift.transfer import FileOutcome, Status, copy_file
 
 SAMPLE_NAMES = [
     "reports/2024/q1 summary.txt",
@@ -78,43 +75,6 @@ def make_sample_share(root: Path, files: int, seed: int = 7) -> None:
         os.chmod(dirpath, 0o755)
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o644)
-
-
-def migrate(source: Source, destination: Destination) -> tuple[list[FileOutcome], float]:
-    started = time.monotonic()
-    outcomes = []
-    for entry in source.walk():
-        if entry.kind is EntryKind.FILE and entry.error is None:
-            outcomes.append(copy_file(source, destination, entry, entry.path))
-    return outcomes, time.monotonic() - started
-
-
-def verify(destination: Destination, outcomes: list[FileOutcome]) -> list[str]:
-    """Keys whose stored size or CRC-64 differs from what was read at the source."""
-    bad = []
-    for o in outcomes:
-        if o.status is Status.COPIED:
-            info = destination.head(o.key)
-            if info is None or info.size != o.size or info.crc64 != o.crc64:
-                bad.append(o.key)
-    return bad
-
-
-def summary(label: str, outcomes: list[FileOutcome], seconds: float) -> str:
-    counts = Counter(o.status.value for o in outcomes)
-    copied = sum(o.size for o in outcomes if o.status is Status.COPIED)
-    rate = copied / seconds / 1e6 if seconds else 0.0
-    lines = [
-        f"{label}: {len(outcomes)} files considered, {counts['copied']} copied "
-        f"({copied / 1e6:.1f} MB, {rate:.1f} MB/s), {counts['skipped']} skipped, "
-        f"{counts['failed']} failed, in {seconds:.2f} s"
-    ]
-    for reason, n in Counter(o.reason for o in outcomes if o.status is Status.SKIPPED).items():
-        lines.append(f"  skipped {n}: {reason}")
-    for o in outcomes:
-        if o.status is Status.FAILED:
-            lines.append(f"  failed {o.path}: {o.reason}")
-    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -341,7 +301,11 @@ def _read_summary(oss: object, report_root: str, run_id: str) -> str:
 
 
 def run_engine_only(args: argparse.Namespace) -> int:
+    """The declared job's run without Airflow: the DAG's steps through the engine runner."""
     from sharelift.addresses import SourceAddress
+    from sharelift.engine.jobs import JobSpec
+    from sharelift.engine.report import format_summary
+    from sharelift.engine.runner import run_job
     from sharelift.testbed.oss import OssServer
 
     work, share = _prepare(args)
@@ -360,23 +324,27 @@ def run_engine_only(args: argparse.Namespace) -> int:
         else:
             server = _start_source_server(args.source, share, work, servers)
             src_address = server.source_address(name="demo-share")  # type: ignore[attr-defined]
-        with open_source(src_address) as source, open_destination(dest_address) as destination:
-            source.check()
-            destination.check()
-            print(
-                f"sharelift demo: migrating {source.display_url()} -> {destination.display_url()}"
+        print(
+            f"sharelift demo: migrating {src_address.display_url()} -> "
+            f"{dest_address.display_url()}",
+            flush=True,
+        )
+        job = JobSpec(name="demo-share", source=src_address.name, destination=dest_address.name)
+        runs = []
+        for n, label in enumerate(("first run", "second run (nothing changed)"), start=1):
+            summary = run_job(
+                job,
+                src_address,
+                dest_address,
+                work_dir=str(work / "sharelift"),
+                run_id=f"engine__{n}",
             )
-            outcomes, seconds = migrate(source, destination)
-            print(summary("first run", outcomes, seconds))
-            bad = verify(destination, outcomes)
-            print(
-                f"verify: {len(outcomes) - len(bad)} objects match their source CRC-64, "
-                f"{len(bad)} differ"
-            )
-            again, seconds2 = migrate(source, destination)
-            print(summary("second run (nothing changed)", again, seconds2))
-            failed = [o for o in outcomes if o.status is Status.FAILED]
-            return 1 if bad or failed or any(o.status is Status.COPIED for o in again) else 0
+            print(f"sharelift demo: {label}")
+            print(format_summary(summary), flush=True)
+            runs.append(summary)
+        first, second = runs
+        bad = first["state"] == "Failed" or bool(first.get("verify_mismatches"))
+        return 1 if bad or second["files_copied"] else 0
     finally:
         for server in reversed(servers):
             server.stop()

@@ -4,6 +4,8 @@
 * ``AddressError``: an address is Invalid (unreachable, wrong credentials, missing
   export/share/bucket). Jobs fail fast with it ("Create Failed").
 * ``FileError``: one file failed; the run goes on and the file lands in the error list.
+* ``UnsupportedLibraryError``: an installed client library is not a version sharelift
+  supports; the message says which was found and what to install.
 
 Messages never contain secrets: callers build them from names and causes only, and
 ``scrub`` is applied to any text that came from a library (which may echo a URL or header).
@@ -14,11 +16,11 @@ from __future__ import annotations
 import re
 
 
-class SharelIftError(Exception):
+class ShareliftError(Exception):
     """Base of every error sharelift raises on purpose."""
 
 
-class ConfigError(SharelIftError, ValueError):
+class ConfigError(ShareliftError, ValueError):
     """A setting broke a rule. ``field`` names it, the message says which rule."""
 
     def __init__(self, field: str, rule: str) -> None:
@@ -27,7 +29,7 @@ class ConfigError(SharelIftError, ValueError):
         super().__init__(f"{field}: {rule}")
 
 
-class AddressError(SharelIftError):
+class AddressError(ShareliftError):
     """An address is Invalid: the operator must fix its configuration or the server."""
 
     def __init__(self, address: str, cause: str) -> None:
@@ -36,7 +38,19 @@ class AddressError(SharelIftError):
         super().__init__(f"address {address!r} is invalid: {self.cause}")
 
 
-class FileError(SharelIftError):
+class UnsupportedLibraryError(ShareliftError):
+    """A client library is not the version a backend was written against (a backend that
+    reaches below a library's public API would otherwise fail in odd ways after an upgrade).
+    """
+
+    def __init__(self, library: str, expected: str, found: str, remedy: str) -> None:
+        self.library = library
+        self.expected = expected
+        self.found = found
+        super().__init__(f"{library}: sharelift supports {expected}, found {found}; {remedy}")
+
+
+class FileError(ShareliftError):
     """One file could not be migrated. The message is the reason shown in the error list.
 
     ``transient``: the cause may go away (a server restarting, a connection reset, bytes

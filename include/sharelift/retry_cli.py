@@ -89,7 +89,15 @@ def run(args: argparse.Namespace) -> int:
         )
     if not row.get("spec"):
         return fail(CliError(f"run {args.run_id} has no recorded settings to retry with"))
-    cmd = retry_command(json.loads(str(row["spec"])), args.run_id)
+    spec = json.loads(str(row["spec"]))
+    if not spec.get("dag_id"):
+        return fail(
+            CliError(
+                f"run {args.run_id} was made by the engine runner outside Airflow: there is no "
+                "DAG to trigger; run the job again with run_job and retry_of set to this run id"
+            )
+        )
+    cmd = retry_command(spec, args.run_id)
     if args.print_only:
         print(" ".join(cmd[:4]) + " --conf '" + cmd[5] + "'")
         return 0

@@ -16,7 +16,7 @@ import enum
 import time
 from dataclasses import dataclass
 
-from sharelift.errors import FileError, SharelIftError, SourceFileChanged, scrub
+from sharelift.errors import FileError, ShareliftError, SourceFileChanged, scrub
 from sharelift.storage import read_ahead, retrying
 from sharelift.storage.base import (
     Destination,
@@ -118,7 +118,7 @@ def copy_file(
         )
     except FileError as exc:
         reason = exc.reason
-    except SharelIftError as exc:
+    except ShareliftError as exc:
         reason = str(exc)
     except OSError as exc:
         reason = f"I/O error: {exc.strerror or retrying.describe(exc)}"

@@ -246,3 +246,26 @@ def test_listed_when_offered_gives_the_size_and_etag_of_head_and_put(
         assert head is not None
         assert listed[key].size == head.size == len(key)
         assert put.etag is not None and listed[key].etag == head.etag == put.etag
+
+
+def test_keys_are_relative_to_the_prefix_and_object_name_is_the_full_name(
+    destination_env: DestinationEnv,
+) -> None:
+    dest = destination_env.destination()
+    dest.put("a/b.txt", io.BytesIO(b"abc"), 3)
+    assert dest.object_name("a/b.txt") == "pre/fix/a/b.txt"
+    assert [o.key for o in dest.list()] == ["a/b.txt"]
+    assert dest.display_url("a/b.txt").endswith("/pre/fix/a/b.txt")
+
+
+def test_at_root_addresses_the_bucket_root_without_the_prefix(
+    destination_env: DestinationEnv,
+) -> None:
+    dest = destination_env.destination()
+    dest.put("a/b.txt", io.BytesIO(b"abc"), 3)
+    with dest.at_root() as root:
+        root.put("report/r.txt", io.BytesIO(b"r"), 1)
+        assert read_back(root, "pre/fix/a/b.txt") == b"abc"
+        assert root.object_name("report/r.txt") == "report/r.txt"
+    assert dest.head("report/r.txt") is None
+    assert read_back(destination_env.destination(prefix=""), "report/r.txt") == b"r"

@@ -224,3 +224,16 @@ def test_a_name_the_protocol_cannot_carry_is_read_or_reported_never_lost(
             assert read_all(source, name) == data
         else:
             assert entry.error  # the reason says why it cannot be read over this protocol
+
+
+def test_a_clone_is_an_independent_connection_to_the_same_files(source_env: SourceEnv) -> None:
+    write(source_env.root, "a.txt", b"same bytes")
+    source = source_env.source()
+    clone = source.clone()
+    try:
+        assert clone is not source
+        assert type(clone) is type(source)
+        source.close()
+        assert read_all(clone, "a.txt") == b"same bytes"
+    finally:
+        clone.close()

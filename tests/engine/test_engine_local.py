@@ -13,7 +13,8 @@ from sharelift.checksum import crc64
 from sharelift.engine.jobs import JobSpec
 from sharelift.engine.partition import partition
 from sharelift.engine.report import REPORT_ROOT
-from sharelift.engine.runner import RunPaths, run_job
+from sharelift.engine.run_paths import RunPaths
+from sharelift.engine.runner import run_job
 from sharelift.engine.scan import scan
 from sharelift.storage import open_source
 
@@ -96,6 +97,59 @@ def test_running_the_job_again_copies_nothing(env) -> None:  # type: ignore[no-u
     assert list(again["skipped_reasons"]) == [
         "already migrated: destination has the same size and modification time"
     ]
+
+
+def test_the_runner_records_an_invalid_address_as_create_failed(env) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from sharelift.engine.state import StateStore
+    from sharelift.errors import AddressError
+
+    _, src, dst, work, dst_root = env
+    missing = dataclasses.replace(dst, path=str(dst_root / "missing"))
+    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
+    with pytest.raises(AddressError):
+        run_job(job, src, missing, work_dir=str(work), run_id="run1")
+    state = StateStore(f"sqlite:///{work}/state.db")
+    run = state.get_run("local-job", "run1")
+    state.close()
+    assert run is not None and run["state"] == "Create Failed"
+    assert "does not exist" in run["message"]
+
+
+def test_the_runner_records_the_job_settings_with_the_run(env) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from sharelift.engine.state import StateStore
+
+    _, src, dst, work, _ = env
+    job = JobSpec(name="local-job", source="src-local", destination="dst-local")
+    run_job(job, src, dst, work_dir=str(work), run_id="run1")
+    state = StateStore(f"sqlite:///{work}/state.db")
+    spec = json.loads(state.get_run("local-job", "run1")["spec"])  # type: ignore[index]
+    state.close()
+    assert spec["job"] == job.to_dict()
+    assert spec["dag_id"] is None
+
+
+def test_an_incremental_run_through_the_runner_takes_only_the_changes_since_the_last(
+    env,
+) -> None:  # type: ignore[no-untyped-def]
+    files, src, dst, work, dst_root = env
+    first = JobSpec(
+        name="inc-job",
+        source="src-local",
+        destination="dst-local",
+        migration_type="incremental",
+        migration_times=2,
+    )
+    assert run_job(first, src, dst, work_dir=str(work), run_id="run1")["files_copied"] == len(files)
+    (Path(src.path) / "new.txt").write_bytes(b"new")
+    second = JobSpec.from_dict({**first.to_dict(), "run_number": 2})
+    summary = run_job(second, src, dst, work_dir=str(work), run_id="run2")
+    assert summary["files_total"] == 1
+    assert summary["files_copied"] == 1
+    assert (dst_root / "to" / "new.txt").read_bytes() == b"new"
 
 
 def test_partition_closes_a_subtask_at_the_file_count_or_the_size(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ from sharelift.engine.flow_control import (
 )
 from sharelift.engine.jobs import JobSpec
 from sharelift.engine.partition import partition
-from sharelift.engine.runner import _copy_worker, run_job
+from sharelift.engine.run_paths import RunPaths
+from sharelift.engine.runner import copy_in_worker, run_job
 from sharelift.engine.scan import scan
 from sharelift.engine.state import StateStore
 from sharelift.storage import TransferConfig, open_source
@@ -65,7 +66,8 @@ def test_four_subtasks_in_four_processes_share_the_job_limit(tmp_path: Path, add
     src, dst, dst_root = addresses
     files = make_source(tmp_path / "src", 40)
     job = JobSpec(name="fc-procs", source="s", destination="d", subtask_files=files // 4)
-    manifest = str(tmp_path / "manifest.parquet")
+    work = str(tmp_path / "work")
+    manifest = RunPaths(work, job.name, "run1").manifest
     with open_source(src) as source:
         scan(source, job, manifest)
     subtasks = partition(manifest, job.subtask_files, job.subtask_bytes)
@@ -79,13 +81,13 @@ def test_four_subtasks_in_four_processes_share_the_job_limit(tmp_path: Path, add
         started = time.monotonic()
         futures = [
             pool.submit(
-                _copy_worker,
+                copy_in_worker,
                 job.to_dict(),
                 "run1",
                 st.to_dict(),
-                manifest,
                 src,
                 dst,
+                work,
                 url,
                 TransferConfig(),
             )

@@ -60,7 +60,7 @@ def build_migration_dag(
     from airflow.task.trigger_rule import TriggerRule
 
     from sharelift.airflow import tasks as t
-    from sharelift.airflow.operators import queue_next_incremental_run
+    from sharelift.airflow.next_run import queue_next_incremental_run
 
     @dag(
         dag_id=dag_id,

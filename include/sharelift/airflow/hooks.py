@@ -12,7 +12,7 @@ from airflow.sdk import BaseHook
 
 from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.airflow import connections
-from sharelift.errors import SharelIftError, scrub
+from sharelift.errors import ShareliftError, scrub
 from sharelift.storage import Destination, Source, open_destination, open_source
 
 
@@ -34,7 +34,7 @@ class _SourceHook(BaseHook):
         try:
             with self.get_conn() as source:
                 source.check()
-        except SharelIftError as exc:
+        except ShareliftError as exc:
             return False, scrub(str(exc))
         return True, f"Normal: {self.address().display_url()} is reachable and readable"
 
@@ -118,7 +118,7 @@ class DestinationHook(BaseHook):
         try:
             with self.get_conn() as dest:
                 dest.check()
-        except SharelIftError as exc:
+        except ShareliftError as exc:
             return False, scrub(str(exc))
         return True, f"Normal: {self.address().display_url()} is reachable"
 

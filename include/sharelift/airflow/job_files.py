@@ -126,7 +126,7 @@ def parse_sync_period(path: Path, value: Any) -> Any:
             "sync_period",
             f"must be a number of hours, days or weeks like 6h, 2d, 1w (got {value!r})",
         )
-    from sharelift.airflow.tasks import hour_seconds
+    from sharelift.airflow.next_run import hour_seconds
 
     n, unit = int(m.group(1)), m.group(2)[0].lower()
     hours = {"h": n, "d": 24 * n, "w": 24 * 7 * n}[unit]

@@ -5,7 +5,7 @@ forever) and the work folder. A run copies at most 20 subtasks at once (the DAG 
 each run at 20); the pool is the deployment's capacity, so by default it is sized to this
 machine: two copy tasks per CPU, at least 4, at most 20. Each copy task already keeps
 several files in flight on its own threads; on the 2-CPU benchmark machine 20 slots made
-ten copy tasks thrash (the set S took 2x as long as with 4 slots). A deployment with
+ten copy tasks thrash (set S took far longer than with 4 slots). A deployment with
 several workers sets ``--pool-slots`` to what all of them together can carry.
 Uses the ``airflow`` CLI of this environment, so it works against any metadata database
 the deployment is configured with; run it once after ``airflow db migrate``. Idempotent.

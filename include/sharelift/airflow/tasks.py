@@ -1,28 +1,39 @@
 """The bodies of the DAG's tasks: check -> scan -> partition -> copy -> verify -> report.
 
-Each takes and returns small JSON-safe dicts (XCom), opens what it needs from Airflow
-connections at run time, and leaves its real output (manifest, per-file outcomes) in the
-shared work folder and the state database. Every task can run twice with the same result.
+Each resolves what Airflow holds (params, connections, the state database's connection,
+the work folder) into the engine's terms and calls one step of ``sharelift.engine.steps``,
+the same functions a run outside Airflow calls; it takes and returns small JSON-safe
+dicts (XCom), and turns a failure the run must stop on into an Airflow exception. The
+real output (manifest, per-file outcomes) stays in the shared work folder and the state
+database. Every task can run twice with the same result.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import time
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
+from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.airflow.state_connection import resolve_config
+from sharelift.engine import steps
 from sharelift.engine.jobs import DEFAULT_SUBTASK_BYTES, JobSpec
-from sharelift.engine.runner import RunPaths
+from sharelift.engine.partition import Subtask
 from sharelift.engine.state import StateStore
-from sharelift.errors import SharelIftError, scrub
-
-log = logging.getLogger("sharelift")
+from sharelift.errors import ShareliftError
 
 POOL_NAME = "sharelift_copy"
 POOL_SLOTS = 20
 MIB = 1024 * 1024
+# What the report task hands on through XCom (the whole summary is in the bucket).
+REPORT_XCOM_KEYS = (
+    "state",
+    "files_copied",
+    "files_skipped",
+    "files_failed",
+    "bytes_copied",
+    "report_folder",
+)
 
 
 def work_dir() -> str:
@@ -71,7 +82,7 @@ def job_from_params(params: dict[str, Any]) -> JobSpec:
     )
 
 
-def _addresses(job: JobSpec, prefix: str | None) -> tuple[Any, Any]:
+def _addresses(job: JobSpec, prefix: str | None) -> tuple[SourceAddress, DestinationAddress]:
     from airflow.sdk import BaseHook
 
     from sharelift.airflow import connections
@@ -93,46 +104,32 @@ def _addresses(job: JobSpec, prefix: str | None) -> tuple[Any, Any]:
     )
 
 
+@contextlib.contextmanager
+def _run(job_dict: dict[str, Any], run_id: str) -> Iterator[steps.RunContext]:
+    """The step context of this task: the job from XCom, its addresses from connections."""
+    job = JobSpec.from_dict(job_dict)
+    src, dst = _addresses(job, job_dict.get("destination_prefix"))
+    with steps.open_run(job, run_id, src, dst, work_dir=work_dir(), state_url=state_url()) as run:
+        yield run
+
+
 def check_addresses(params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Validate the job and both addresses; fail fast ("Create Failed") with the cause."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from sharelift.storage import open_destination, open_source
-
     state = StateStore(state_url())
-    job_name = str(params.get("job_name"))
     try:
         job = job_from_params(params)
         src, dst = _addresses(job, params.get("destination_prefix"))
-        with open_source(src) as source:
-            source.check()
-        with open_destination(dst) as destination:
-            destination.check()
-    except SharelIftError as exc:
-        message = scrub(str(exc))
-        try:
-            state.upsert_run(
-                job_name[:63],
-                run_id,
-                state="Create Failed",
-                message=message,
-                finished_at=time.time(),
-            )
-        except Exception:  # noqa: BLE001 - recording must not hide the real cause
-            log.exception("could not record Create Failed")
+        steps.check(src, dst)
+    except ShareliftError as exc:
+        message = steps.record_create_failed(state, str(params.get("job_name")), run_id, exc)
         raise AirflowFailException(f"Create Failed: {message}") from None
     finally:
         state.close()
-    log.info("addresses are Normal: %s -> %s", src.display_url(), dst.display_url())
     out = job.to_dict()
     out["destination_prefix"] = dst.prefix
     return out
-
-
-def _open(job_dict: dict[str, Any]) -> tuple[JobSpec, Any, Any]:
-    job = JobSpec.from_dict(job_dict)
-    src, dst = _addresses(job, job_dict.get("destination_prefix"))
-    return job, src, dst
 
 
 def scan_step(
@@ -143,147 +140,24 @@ def scan_step(
     params: dict[str, Any] | None = None,
     backfill_window: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
-    """Scan the source into the manifest.
-
-    ``backfill_window`` (a backfill run's data interval) narrows the scan to the files
-    modified in that past window: a backfill re-migrates the changes of the window, and the
-    overwrite rule keeps it from copying anything twice.
-    """
-    import json
-
-    from sharelift.engine.scan import scan
-    from sharelift.storage import open_source
-
-    job, src, _ = _open(job_dict)
-    paths = RunPaths(work_dir(), job.name, run_id)
-    state = StateStore(state_url())
-    spec = {"dag_id": dag_id, "params": params or {}, "job": job.to_dict()}
-    state.upsert_run(
-        job.name,
-        run_id,
-        migration_type=job.migration_type,
-        state="Scanning",
-        run_number=job.run_number,
-        retry_of=job.retry_of,
-        spec=json.dumps(spec, sort_keys=True, default=str),
-    )
-
-    def progress(files: int, size: int) -> None:
-        log.info("Scanning: %d files, %.1f MB so far", files, size / 1e6)
-        state.upsert_run(job.name, run_id, files_scanned=files, bytes_scanned=size)
-
-    with open_source(src) as source:
-        if job.retry_of:
-            from sharelift.engine.retry import build_retry_manifest
-
-            log.info("Retry of run %s: exactly the files of its error list", job.retry_of)
-            result = build_retry_manifest(source, state, job.name, job.retry_of, paths.manifest)
-        else:
-            from sharelift.engine.windows import window_for
-
-            window = window_for(state, job, run_id, override=backfill_window)
-            log.info(
-                "Run %d of %s (%s): %s",
-                job.run_number,
-                job.name,
-                job.migration_type,
-                window.describe(),
-            )
-            result = scan(
-                source,
-                job,
-                paths.manifest,
-                newer_than_ns=window.newer_than_ns,
-                not_newer_than_ns=window.not_newer_than_ns,
-                progress=progress,
-            )
-    state.record_scan(job.name, run_id, result)
-    state.close()
-    log.info(
-        "Scan Finished: %d files to copy (%.1f MB); %d seen; skipped %s; left out %s; errors %d",
-        result.files_to_copy,
-        result.bytes_to_copy / 1e6,
-        result.files_seen,
-        dict(result.skipped),
-        dict(result.left_out),
-        result.errors,
-    )
-    if job.estimated_files is not None or job.estimated_bytes is not None:
-        log.info(
-            "operator's estimate: %s files, %s bytes; scanned: %d files, %d bytes",
-            job.estimated_files,
-            job.estimated_bytes,
-            result.files_to_copy,
-            result.bytes_to_copy,
-        )
-    return result.to_dict()
+    spec = {"dag_id": dag_id, "params": params or {}}
+    with _run(job_dict, run_id) as run:
+        return steps.scan(run, spec=spec, backfill_window=backfill_window).to_dict()
 
 
 def partition_step(job_dict: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
-    from sharelift.engine.partition import partition
-
-    job = JobSpec.from_dict(job_dict)
-    paths = RunPaths(work_dir(), job.name, run_id)
-    subtasks = partition(paths.manifest, job.subtask_files, job.subtask_bytes)
-    state = StateStore(state_url())
-    state.upsert_run(job.name, run_id, state="Migrating", subtasks=len(subtasks))
-    state.close()
-    log.info(
-        "%d subtasks (at most %d files or %d MiB each)",
-        len(subtasks),
-        job.subtask_files,
-        job.subtask_bytes // MIB,
-    )
-    return [s.to_dict() for s in subtasks]
+    with _run(job_dict, run_id) as run:
+        return [s.to_dict() for s in steps.partition(run)]
 
 
 def copy_step(job_dict: dict[str, Any], run_id: str, subtask: dict[str, Any]) -> dict[str, int]:
-    from sharelift.engine.copier import run_subtask
-    from sharelift.engine.flow_control import open_throttle
-    from sharelift.engine.partition import Subtask
-    from sharelift.storage import TransferConfig, open_destination, open_source
-
-    job, src, dst = _open(job_dict)
-    st = Subtask.from_dict(subtask)
-    paths = RunPaths(work_dir(), job.name, run_id)
-    state = StateStore(state_url())
-    started = time.monotonic()
-    transfer = TransferConfig(checkpoint_dir=paths.checkpoints)
-    # Flow control (docs/flow-control.md): this task's share of the job's live limit, via the state DB.
-    throttle = open_throttle(state, job.name, run_id, st.index)
-    try:
-        with open_source(src) as source, open_destination(dst, transfer=transfer) as destination:
-            counts = run_subtask(
-                job, run_id, st, paths.manifest, source, destination, state, throttle=throttle
-            )
-    finally:
-        throttle.close()
-    if throttle.waited:
-        log.info("flow control: waited %.1f s for the job's bandwidth limit", throttle.waited)
-    state.close()
-    seconds = time.monotonic() - started
-    log.info(
-        "subtask %d: %s in %.2f s (%d files, %.1f MB planned)",
-        st.index,
-        dict(counts),
-        seconds,
-        st.files,
-        st.bytes / 1e6,
-    )
-    return dict(counts)
+    with _run(job_dict, run_id) as run:
+        return dict(steps.copy(run, Subtask.from_dict(subtask)))
 
 
 def verify_step(job_dict: dict[str, Any], run_id: str) -> dict[str, int]:
-    from sharelift.engine.verify import verify
-    from sharelift.storage import open_destination
-
-    job, _, dst = _open(job_dict)
-    state = StateStore(state_url())
-    with open_destination(dst) as destination:
-        ok, bad = verify(job.name, run_id, destination, state)
-    state.close()
-    log.info("verified %d objects by size and CRC-64; %d differ", ok, bad)
-    return {"verified": ok, "mismatched": bad}
+    with _run(job_dict, run_id) as run:
+        return steps.verify(run)
 
 
 def report_step(
@@ -292,87 +166,16 @@ def report_step(
     scan_summary: dict[str, Any] | None,
     verify_result: dict[str, int] | None,
 ) -> dict[str, Any]:
-
-    from sharelift.engine.report import format_summary, write_report
-    from sharelift.storage import open_destination, open_source
-
-    job, src, dst = _open(job_dict)
-    paths = RunPaths(work_dir(), job.name, run_id)
-    state = StateStore(state_url())
-    extra = {
-        "verified": (verify_result or {}).get("verified"),
-        "verify_mismatches": (verify_result or {}).get("mismatched"),
-        "dry_run": job.dry_run,
-    }
-    with open_source(src) as source, open_destination(dst) as destination:
-        summary = write_report(
-            job.name,
-            run_id,
-            paths.manifest,
-            source,
-            destination,
-            state,
-            scan_summary=scan_summary,
-            extra=extra,
-        )
-    state.upsert_run(job.name, run_id, state=summary["state"], finished_at=time.time())
-    state.close()
-    for line in format_summary(summary).splitlines():
-        log.info("%s", line)
-    return {
-        k: summary[k]
-        for k in (
-            "state",
-            "files_copied",
-            "files_skipped",
-            "files_failed",
-            "bytes_copied",
-            "report_folder",
-        )
-    }
+    with _run(job_dict, run_id) as run:
+        summary = steps.report(run, scan_summary, verify_result)
+    return {k: summary[k] for k in REPORT_XCOM_KEYS}
 
 
 def finish_step(report_result: dict[str, Any] | None) -> dict[str, Any]:
-    """The run's verdict (docs/states.md): Failed when any file failed, Completed otherwise.
-
-    A task of its own, last in the run, so that the report is written and the next run of
-    an incremental job is queued before the run is marked failed.
-    """
+    """The run's verdict as the task's outcome: failed when ``steps.finish`` says why."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from sharelift.engine.states import run_state_mapping
-
-    if not report_result:
-        raise AirflowFailException(
-            "no report: an earlier step failed (see check_addresses, scan or report)"
-        )
-    log.info(
-        "%s (Airflow run state: %s)",
-        report_result["state"],
-        run_state_mapping()[report_result["state"]],
-    )
-    if report_result["state"] == "Failed":
-        raise AirflowFailException(
-            f"{report_result['files_failed']} file(s) failed; see the error list in {report_result['report_folder']}"
-        )
-    return report_result
-
-
-def hour_seconds() -> float:
-    """Seconds in an "hour" of the incremental interval: 3600, or less for tests and demos
-    (``SHARELIFT_HOUR_SECONDS``), so schedules can be proven with a controlled clock."""
-    return float(os.environ.get("SHARELIFT_HOUR_SECONDS", "3600"))
-
-
-def next_incremental_run(params: dict[str, Any]) -> tuple[dict[str, Any], float] | None:
-    """The conf and start delay (seconds) of the next run of an incremental job, or None.
-
-    Called at the END of a run: the interval is counted from the end of the previous
-    run (docs/jobs.md). After run N the job is finished and nothing more is triggered.
-    """
-    job = job_from_params(params)
-    if job.migration_type != "incremental" or job.retry_of or job.run_number >= job.migration_times:
-        return None
-    conf = dict(params)
-    conf["run_number"] = job.run_number + 1
-    return conf, job.interval_hours * hour_seconds()
+    failure = steps.finish(report_result)
+    if failure is not None:
+        raise AirflowFailException(failure)
+    return report_result or {}

@@ -36,14 +36,6 @@ class Throttle(Protocol):
 
     def consume(self, nbytes: int) -> None: ...
 
-    def close(self) -> None: ...
-
-
-def object_name(destination: Destination, key: str) -> str:
-    """The full object name (prefix included) shown in reports."""
-    prefix = getattr(getattr(destination, "address", None), "prefix", "") or ""
-    return f"{prefix}{key}"
-
 
 def run_subtask(
     job: JobSpec,
@@ -62,41 +54,10 @@ def run_subtask(
 
     ``throttle`` (flow control, docs/flow-control.md) is charged every byte read from the source,
     as it is read, so the job's limit bounds the network traffic from the file server.
-    It is closed when the subtask ends, handing its share to the job's other subtasks.
+    Whoever opened it closes it (``sharelift.engine.steps.copy``).
     """
     if throttle is not None:
         progress = _metered(throttle, progress)
-    try:
-        return _run_subtask(
-            job, run_id, subtask, manifest_path, source, destination, state, progress, on_file
-        )
-    finally:
-        if throttle is not None:
-            throttle.close()
-
-
-def _metered(throttle: Throttle, progress: ProgressCallback | None) -> ProgressCallback:
-    if progress is None:
-        return throttle.consume
-
-    def both(nbytes: int) -> None:
-        throttle.consume(nbytes)
-        progress(nbytes)
-
-    return both
-
-
-def _run_subtask(
-    job: JobSpec,
-    run_id: str,
-    subtask: Subtask,
-    manifest_path: str,
-    source: Source,
-    destination: Destination,
-    state: StateStore,
-    progress: ProgressCallback | None,
-    on_file: Callable[[OutcomeRow], None] | None,
-) -> Counter[str]:
     done = state.done_paths(job.name, run_id, subtask.index)
     counts: Counter[str] = Counter()
     pending: list[OutcomeRow] = []
@@ -133,7 +94,7 @@ def _run_subtask(
                     counts["previously-done"] += 1
                     continue
                 now = time.time()
-                name = object_name(destination, row.path)
+                name = destination.object_name(row.path)
                 if row.action == "skip":
                     reason, mtime = row.reason, row.mtime_ns
                     settle(_decided(row, name, subtask.index, "skipped", reason, mtime, now))
@@ -149,6 +110,17 @@ def _run_subtask(
                 settle(out)
         flush()
     return counts
+
+
+def _metered(throttle: Throttle, progress: ProgressCallback | None) -> ProgressCallback:
+    if progress is None:
+        return throttle.consume
+
+    def both(nbytes: int) -> None:
+        throttle.consume(nbytes)
+        progress(nbytes)
+
+    return both
 
 
 def _decided(

@@ -30,7 +30,6 @@ run of millions of files never holds a list in memory.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 
 from sharelift.engine.manifest import iter_rows
 from sharelift.engine.names import NOT_UTF8_REASON, escape_field, unescape_field
+from sharelift.engine.run_paths import safe_run_id
 from sharelift.engine.state import StateStore
 from sharelift.storage.base import Destination, Source
 
@@ -113,8 +113,8 @@ def outcome_lines(state: StateStore, job: str, run_id: str, kind: str) -> Iterat
 
 
 def report_folder(job: str, run_id: str) -> str:
-    safe_run = run_id.replace("/", "_").replace(":", "-").replace("+", "_")
-    return f"{REPORT_ROOT}/{job}/{safe_run}/"
+    """The run's report folder, relative to the bucket root."""
+    return f"{REPORT_ROOT}/{job}/{safe_run_id(run_id)}/"
 
 
 def list_names(job: str) -> dict[str, str]:
@@ -142,8 +142,10 @@ def write_report(
     record_unattempted(job, run_id, manifest_path, destination, state)
     names = list_names(job)
     folder = report_folder(job, run_id)
-    root = _root_destination(destination)
-    with tempfile.TemporaryDirectory(prefix="sharelift-report-") as tmp:
+    with (
+        destination.at_root() as root,
+        tempfile.TemporaryDirectory(prefix="sharelift-report-") as tmp,
+    ):
         paths = {k: os.path.join(tmp, v) for k, v in names.items()}
         with open(paths["total"], "w", encoding="utf-8") as f:
             for row in iter_rows(manifest_path):
@@ -165,7 +167,6 @@ def write_report(
         for kind, local in paths.items():
             with open(local, "rb") as f:
                 root.put(folder + names[kind], f, os.path.getsize(local))
-    root.close()
     state.upsert_run(job, run_id, report_url=summary["report_folder"])
     return summary
 
@@ -177,7 +178,6 @@ def record_unattempted(
 
     Nothing is silently lost: the error list names each of them and a retry takes them.
     """
-    from sharelift.engine.copier import object_name
     from sharelift.engine.state import OutcomeRow
 
     missing = 0
@@ -191,7 +191,7 @@ def record_unattempted(
         rows = [
             OutcomeRow(
                 r.path,
-                object_name(destination, r.path),
+                destination.object_name(r.path),
                 -1,
                 "failed",
                 r.size,
@@ -215,16 +215,6 @@ def record_unattempted(
     if batch:
         flush()
     return missing
-
-
-def _root_destination(destination: Destination) -> Destination:
-    """The same destination without its prefix: reports go to the bucket root."""
-    from sharelift.storage import open_destination
-
-    address = getattr(destination, "address", None)
-    if address is None or not address.prefix:
-        return destination
-    return open_destination(dataclasses.replace(address, prefix=""))
 
 
 def build_summary(

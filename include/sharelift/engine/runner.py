@@ -1,78 +1,63 @@
-"""Run a whole job without Airflow: the same steps the DAG runs, in one process tree.
+"""Run a whole job without Airflow: the DAG's steps (``sharelift.engine.steps``) in a loop.
 
-Used by the demo, the benchmark (engine alone vs. through Airflow) and tests. Subtasks run
-in parallel: in processes when the source's client library holds the GIL (libnfs,
-smbprotocol), in threads otherwise. Each worker opens its own source and destination from
-the addresses (clients are not shared across processes).
+Used by the demo's engine-only path, the benchmark's engine cases and tests, so what they
+show is the DAG's own code: the same check (a failure is recorded as Create Failed), scan
+(windows of incremental runs, retries of a failed run, the job's settings recorded),
+partition, copy of each subtask, verify, report and verdict. What Airflow adds is left
+out: the scheduler, task retries, and queueing the next run of an incremental job (call
+``run_job`` again with the next ``run_number``).
+
+Subtasks run in parallel like the DAG's mapped copy tasks: in processes when the source's
+client library holds the GIL (libnfs, smbprotocol), in threads otherwise. Each worker
+opens its own clients and state database connection from the addresses (clients are not
+shared across processes). A subtask that raises is logged and left to the report, which
+lists its files as failed, as when a copy task of the DAG fails.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import Counter
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from sharelift.addresses import DestinationAddress, SourceAddress
-from sharelift.engine.copier import run_subtask
-from sharelift.engine.flow_control import open_throttle
+from sharelift.engine import steps
 from sharelift.engine.jobs import JobSpec
-from sharelift.engine.partition import Subtask, partition
-from sharelift.engine.report import write_report
-from sharelift.engine.scan import scan
-from sharelift.engine.state import StateStore
-from sharelift.engine.verify import verify
-from sharelift.storage import TransferConfig, open_destination, open_source
+from sharelift.engine.partition import Subtask
+from sharelift.errors import ShareliftError
+from sharelift.storage import TransferConfig
+
+log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    work_dir: str
-    job: str
-    run_id: str
-
-    @property
-    def folder(self) -> str:
-        safe = self.run_id.replace("/", "_").replace(":", "-").replace("+", "_")
-        return os.path.join(self.work_dir, "runs", self.job, safe)
-
-    @property
-    def manifest(self) -> str:
-        return os.path.join(self.folder, "manifest.parquet")
-
-    @property
-    def checkpoints(self) -> str:
-        return os.path.join(self.work_dir, "checkpoints", self.job)
-
-
-def _copy_worker(
+def copy_in_worker(
     job: dict[str, Any],
     run_id: str,
     subtask: dict[str, Any],
-    manifest: str,
-    src: SourceAddress,
-    dst: DestinationAddress,
+    source: SourceAddress,
+    destination: DestinationAddress,
+    work_dir: str,
     state_url: str,
-    transfer: TransferConfig,
+    transfer: TransferConfig | None = None,
 ) -> dict[str, int]:
-    state = StateStore(state_url)
-    spec = JobSpec.from_dict(job)
-    st = Subtask.from_dict(subtask)
-    throttle = None
-    try:
-        # Flow control (docs/flow-control.md): one lease per running subtask; the job's limit is shared.
-        throttle = open_throttle(state, spec.name, run_id, st.index)
-        with open_source(src) as source, open_destination(dst, transfer=transfer) as destination:
-            counts = run_subtask(
-                spec, run_id, st, manifest, source, destination, state, throttle=throttle
-            )
-        return dict(counts)
-    finally:
-        if throttle is not None:
-            throttle.close()
-        state.close()
+    """``steps.copy`` of one subtask, from plain data (what a worker process receives)."""
+    with steps.open_run(
+        JobSpec.from_dict(job),
+        run_id,
+        source,
+        destination,
+        work_dir=work_dir,
+        state_url=state_url,
+        transfer=transfer,
+    ) as run:
+        return dict(steps.copy(run, Subtask.from_dict(subtask)))
+
+
+def default_run_id() -> str:
+    return time.strftime("manual__%Y%m%dT%H%M%S")
 
 
 def run_job(
@@ -85,69 +70,77 @@ def run_job(
     run_id: str | None = None,
     workers: int = 2,
     transfer: TransferConfig | None = None,
+    spec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Scan, partition, copy, verify and report; returns the report summary."""
-    run_id = run_id or time.strftime("manual__%Y%m%dT%H%M%S")
-    paths = RunPaths(work_dir, job.name, run_id)
-    os.makedirs(paths.folder, exist_ok=True)
+    """Check, scan, partition, copy, verify, report and finish; returns the report summary
+    (its ``state`` says Completed, Success or Failed). Raises what the check raises
+    (``ConfigError``, ``AddressError``) after recording the run as Create Failed."""
+    run_id = run_id or default_run_id()
     state_url = state_url or f"sqlite:///{os.path.join(work_dir, 'state.db')}"
-    transfer = transfer or TransferConfig(checkpoint_dir=paths.checkpoints)
-    state = StateStore(state_url)
-    state.upsert_run(job.name, run_id, migration_type=job.migration_type, state="Scanning")
-    with open_source(source_address) as source:
-        source.check()
-        with open_destination(destination_address, transfer=transfer) as destination:
-            destination.check()
-        result = scan(
-            source,
-            job,
-            paths.manifest,
-            progress=lambda n, b: state.upsert_run(
-                job.name, run_id, files_scanned=n, bytes_scanned=b
-            ),
-        )
-        state.record_scan(job.name, run_id, result)
-        subtasks = partition(paths.manifest, job.subtask_files, job.subtask_bytes)
-        state.upsert_run(job.name, run_id, state="Migrating", subtasks=len(subtasks))
-        pool: Executor
-        if source.features.gil_bound and workers > 1:
-            pool = ProcessPoolExecutor(workers)
-        else:
-            pool = ThreadPoolExecutor(max(1, workers))
-        totals: Counter[str] = Counter()
-        with pool:
-            futures = [
-                pool.submit(
-                    _copy_worker,
-                    job.to_dict(),
-                    run_id,
-                    st.to_dict(),
-                    paths.manifest,
-                    source_address,
-                    destination_address,
-                    state_url,
-                    transfer,
-                )
-                for st in subtasks
-            ]
-            for f in futures:
-                totals.update(f.result())
-        with open_destination(destination_address, transfer=transfer) as destination:
-            verified, mismatched = verify(job.name, run_id, destination, state)
-            summary = write_report(
-                job.name,
-                run_id,
-                paths.manifest,
-                source,
-                destination,
-                state,
-                scan_summary=result.to_dict(),
-                extra={
-                    "subtasks": len(subtasks),
-                    "verified": verified,
-                    "verify_mismatches": mismatched,
-                },
-            )
-    state.upsert_run(job.name, run_id, state=summary["state"], finished_at=time.time())
-    state.close()
+    with steps.open_run(
+        job,
+        run_id,
+        source_address,
+        destination_address,
+        work_dir=work_dir,
+        state_url=state_url,
+        transfer=transfer,
+    ) as run:
+        try:
+            steps.check(source_address, destination_address)
+        except ShareliftError as exc:
+            steps.record_create_failed(run.state, job.name, run_id, exc)
+            raise
+        scanned = steps.scan(run, spec=spec)
+        subtasks = steps.partition(run)
+        _copy_all(run, subtasks, workers, state_url, gil_bound=_gil_bound(source_address))
+        verified = steps.verify(run)
+        summary = steps.report(run, scanned.to_dict(), verified)
+        failure = steps.finish(summary)
+        if failure:
+            log.warning("run %s of %s failed: %s", run_id, job.name, failure)
     return summary
+
+
+def _gil_bound(source: SourceAddress) -> bool:
+    from sharelift.storage import open_source
+
+    with open_source(source) as src:  # connects lazily: nothing is opened here
+        return src.features.gil_bound
+
+
+def _copy_all(
+    run: steps.RunContext,
+    subtasks: list[Subtask],
+    workers: int,
+    state_url: str,
+    *,
+    gil_bound: bool,
+) -> Counter[str]:
+    pool: Executor
+    if gil_bound and workers > 1:
+        pool = ProcessPoolExecutor(workers)
+    else:
+        pool = ThreadPoolExecutor(max(1, workers))
+    totals: Counter[str] = Counter()
+    with pool:
+        futures = {
+            st.index: pool.submit(
+                copy_in_worker,
+                run.job.to_dict(),
+                run.run_id,
+                st.to_dict(),
+                run.source,
+                run.destination,
+                run.paths.work_dir,
+                state_url,
+                run.transfer,
+            )
+            for st in subtasks
+        }
+        for index, future in futures.items():
+            try:
+                totals.update(future.result())
+            except Exception:  # noqa: BLE001 - as a failed copy task: the report lists its files
+                log.exception("subtask %d failed", index)
+    return totals

@@ -55,6 +55,9 @@ outcomes = sa.Table(
     metadata,
     sa.Column("job", sa.String(63), primary_key=True),
     sa.Column("run_id", sa.String(250), primary_key=True),
+    # ``path``: relative to the source root, and the object's key under the destination's
+    # root as well. ``object_key``: the object's full name in the bucket (prefix included,
+    # ``Destination.object_name``), as the completed and error lists show it.
     sa.Column("path", sa.Text, primary_key=True),
     sa.Column("object_key", sa.Text, nullable=False),
     sa.Column("subtask", sa.Integer, nullable=False),

@@ -180,12 +180,10 @@ class Source(ABC):
         ``open`` takes the answer. Files announced but never opened cost nothing but the
         work done ahead. Never raises: problems show when the file is opened."""
 
+    @abstractmethod
     def clone(self) -> Source:
         """A new, independent connection to the same source (one per copying thread:
         client contexts such as libnfs's or an SMB session are not thread-safe)."""
-        from sharelift.storage import open_source
-
-        return open_source(self.address)  # type: ignore[attr-defined]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Safe to call twice."""
@@ -265,17 +263,28 @@ class TransferConfig:
 
 
 class Destination(ABC):
-    """Where objects go: an OSS bucket (with prefix) or a local folder.
+    """Where objects go: an OSS bucket (with prefix) or a local folder (with prefix).
 
-    Keys are relative to the destination's prefix; ``root_key`` addresses the bucket root
-    (reports live at ``aliyun_mgw_import_report/`` whatever the prefix).
+    The destination owns its root: every key a caller passes (``head``, ``put``, ``list``...)
+    is relative to it, and callers never add or strip the prefix. What the bucket calls
+    the object is ``object_name(key)``; the bucket root itself (where the reports go:
+    ``aliyun_mgw_import_report/`` whatever the prefix) is reached through ``at_root()``.
     """
 
     scheme: str = ""
 
     @abstractmethod
     def display_url(self, key: str = "") -> str:
-        """``oss://bucket/prefix/key`` or ``file:///path``, without credentials."""
+        """``oss://bucket/prefix/key`` or ``file:///folder/prefix/key``, without credentials."""
+
+    @abstractmethod
+    def object_name(self, key: str) -> str:
+        """The object's full name in the bucket (``prefix/key``): what the reports list."""
+
+    @abstractmethod
+    def at_root(self) -> Destination:
+        """A new destination on the same bucket or folder whose root is the bucket root
+        (no prefix). The caller closes it."""
 
     @abstractmethod
     def check(self) -> None:
@@ -327,11 +336,6 @@ class Destination(ABC):
         is durable when it returns and ``commit`` does nothing."""
         yield lambda: None
 
-    def put_bytes(self, key: str, data: bytes) -> PutResult:
-        import io
-
-        return self.put(key, io.BytesIO(data), len(data))
-
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Safe to call twice."""
 
@@ -342,14 +346,9 @@ class Destination(ABC):
         self.close()
 
 
-def join_key(*parts: str) -> str:
-    """Join key fragments with single slashes ('a/', '/b' -> 'a/b')."""
-    out = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
-    return out
-
-
 def check_relative_path(path: str) -> str:
-    """Normalise a relative source path and refuse anything that escapes the root."""
+    """Normalise a path relative to a source's or destination's root ('/a//b/./c/' ->
+    'a/b/c') and refuse anything that escapes the root ('..'). Every backend uses this one."""
     from sharelift.errors import ConfigError
 
     # Only '/' separates: a backslash is an ordinary character in POSIX names (and in names

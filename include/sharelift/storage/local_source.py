@@ -89,6 +89,9 @@ class LocalSource(Source):
     def __repr__(self) -> str:
         return f"LocalSource({self.address.name!r}, {self.root!r})"
 
+    def clone(self) -> LocalSource:
+        return LocalSource(self.address)
+
     def display_url(self, path: str = "") -> str:
         rel = check_relative_path(path)
         return f"file://{self.root.rstrip('/')}/{rel}" if rel else f"file://{self.root}"

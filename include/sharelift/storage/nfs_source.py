@@ -16,13 +16,9 @@ process), and a source inherited through ``fork`` notices the new pid and reconn
 instead of sharing the parent's socket. Open streams are not inherited: open files in
 the process that reads.
 
-Measured on the test bed (ganesha on loopback, sharing the machine's 2 cores; "before"
-is every call through SWIG, both in the same run): ``walk`` of 1,000,000 files in folders
-of 1,000, 60-66k entries/s before, 104-110k/s with 3 helpers (about 60k/s without them;
-2 helpers give most of it, more gain nothing while ganesha takes 1.2 cores), walk-alone
-peak RSS 19 MB before, 21 MB after. Reading 10,000 files of 1-64 KiB: one thread ~1,600
-files/s either way (client CPU is mostly libnfs and the socket, not Python); 4 threads,
-each with its own clone, ~2,000 files/s before (1.2x) and 3,000-3,450 after (1.9-2.15x).
+Releasing the GIL while waiting is what lets the listing helpers of a walk and the copy
+threads with their clones overlap their round trips; what it gained is in
+``bench/results/findings.md``.
 
 How it talks to the server:
 
@@ -85,6 +81,7 @@ import ctypes
 import errno
 import os
 import queue
+import re
 import socket
 import stat as stat_mod
 import struct
@@ -102,6 +99,7 @@ from sharelift.errors import (
     SourceFileChanged,
     SourceFileNotFound,
     SourceFilePermissionDenied,
+    UnsupportedLibraryError,
 )
 from sharelift.storage import retrying
 from sharelift.storage.base import (
@@ -111,13 +109,13 @@ from sharelift.storage.base import (
     ReadStream,
     Source,
     SourceFeatures,
+    check_relative_path,
 )
 
 T = TypeVar("T")
 
-# Measured on the test bed (ganesha on loopback, libnfs 4.0, READ max 1 MiB): 1 MiB reads
-# are the fastest with the copy into ``bytes`` counted; larger reads fall out of the CPU
-# caches and 256 KiB pays the per-call overhead. See the module's tests for the figures.
+# The server's READ maximum on the test bed: larger reads fall out of the CPU caches,
+# smaller ones pay the per-call overhead (bench/results/findings.md).
 READ_CHUNK = 1024 * 1024
 CONNECT_TIMEOUT = 5.0
 RECONNECTS = 3
@@ -267,13 +265,44 @@ class _CLib:
 _c_libnfs: Any = None  # _CLib once found, False if it cannot be
 _c_libnfs_lock = threading.Lock()
 
+# The shared library whose nfsc/libnfs.h the declarations above are copied from (libnfs
+# 4.0, soname major 13). Another major version may move struct fields or reorder a
+# function's arguments (6.0 swapped nfs_read's count and buffer): the calls would then
+# read garbage instead of failing, so any other is refused before the first call.
+LIBNFS_ABI = "libnfs.so.13"
+LIBNFS_REMEDY = (
+    "install libnfs 4.0 (Debian 12: libnfs13 and libnfs-dev, then reinstall the libnfs "
+    "Python package), or update the ctypes declarations in sharelift.storage.nfs_source "
+    "to the new nfsc/libnfs.h"
+)
+
+
+def libnfs_abi(path: str) -> str | None:
+    """The soname (``libnfs.so.N``) of a libnfs shared library file, from its name; None
+    for a file that is not one (libnfs linked statically into the binding)."""
+    match = re.search(r"libnfs\.so\.\d+", os.path.basename(path))
+    return match.group(0) if match else None
+
+
+def check_libnfs_abi(path: str) -> None:
+    """Raise ``UnsupportedLibraryError`` unless ``path`` is the libnfs ABI declared here."""
+    found = libnfs_abi(path)
+    if found is not None and found != LIBNFS_ABI:
+        raise UnsupportedLibraryError(
+            "libnfs",
+            f"libnfs 4.0 ({LIBNFS_ABI})",
+            f"{found} ({path})",
+            LIBNFS_REMEDY,
+        )
+
 
 def _clib() -> _CLib | None:
     """The libnfs the binding is linked to, through ctypes (None if it cannot be found).
 
     It must be the very library the SWIG binding uses (contexts are shared between the
     two): it is found in /proc/self/maps, or is the binding's own extension module when
-    that has libnfs linked in statically.
+    that has libnfs linked in statically. Raises ``UnsupportedLibraryError`` for a libnfs
+    of another ABI (checked on the first connection).
     """
     global _c_libnfs
     if _c_libnfs is not None:
@@ -296,6 +325,7 @@ def _clib() -> _CLib | None:
             candidates.append(extension)
         found: Any = False
         for path in candidates:
+            check_libnfs_abi(path)
             try:
                 found = _CLib(path)
                 break
@@ -383,7 +413,7 @@ class NfsSource(Source):
             )
         self.address = address
         self.export = "/" + address.share.strip("/") if address.share.strip("/") else "/"
-        self.root_rel = _split_rel(address.path)
+        self.root_rel = check_relative_path(address.path)
         # Every path given to libnfs is absolute from the export root.
         self._root_abs = "/" + self.root_rel if self.root_rel else "/"
         self._nfs: Any = None
@@ -404,6 +434,9 @@ class NfsSource(Source):
 
     def __repr__(self) -> str:
         return f"NfsSource({self.address.name!r}, {self.display_url()!r})"
+
+    def clone(self) -> NfsSource:
+        return NfsSource(self.address)
 
     # -- connection ----------------------------------------------------------------------
 
@@ -524,9 +557,6 @@ class NfsSource(Source):
 
     # -- paths ---------------------------------------------------------------------------
 
-    def _rel(self, path: str) -> str:
-        return _split_rel(path)
-
     def _abs(self, rel: str) -> str:
         """The libnfs path (absolute from the export root) of a path relative to the source."""
         if not rel:
@@ -535,7 +565,7 @@ class NfsSource(Source):
 
     def display_url(self, path: str = "") -> str:
         base = self.address.display_url()
-        rel = self._rel(path) if path else ""
+        rel = check_relative_path(path) if path else ""
         return f"{base}/{rel}" if rel else base
 
     # -- check ---------------------------------------------------------------------------
@@ -731,7 +761,7 @@ class NfsSource(Source):
         return out
 
     def walk(self, top: str = "") -> Iterator[Entry]:
-        top_rel = self._rel(top)
+        top_rel = check_relative_path(top)
         try:
             items = self._list_dir(self._abs(top_rel))
         except _NfsCallError as err:
@@ -819,7 +849,7 @@ class NfsSource(Source):
     # -- stat and open -------------------------------------------------------------------
 
     def _checked_rel(self, path: str) -> str:
-        rel = self._rel(path)
+        rel = check_relative_path(path)
         if not _valid_name(rel):
             raise FileError(path, "name is not valid UTF-8; it cannot be read through libnfs")
         return rel
@@ -854,7 +884,7 @@ class NfsSource(Source):
     def open_entry(self, entry: Entry) -> ReadStream:
         """Open without the GETATTR (``nfs_fstat64``) that ``open`` sends: the scan's
         READDIRPLUS said it is a regular file of ``entry.size`` bytes. One RPC of six per
-        small file (3 LOOKUPs, ACCESS, GETATTR, READ), +17-30 % small files/s in reads. A
+        small file (3 LOOKUPs, ACCESS, GETATTR, READ). A
         path that is no longer a regular file fails its first READ, which is then told
         apart with the GETATTR after all; a different size shows as the reader counts."""
         return self._open(entry.path, entry.size)
@@ -1226,14 +1256,6 @@ class _NfsReadStream:
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def _split_rel(path: str) -> str:
-    """'/a//b/./c/' -> 'a/b/c'; refuses '..'. Backslashes are name characters on NFS."""
-    parts = [p for p in (path or "").split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise ConfigError("path", f"must stay inside the source root, got {path!r}")
-    return "/".join(parts)
 
 
 def _entry_from_stat(rel: str, st: Any) -> Entry:

@@ -6,7 +6,7 @@ per-part control for resumable multipart and the raw ``x-oss-hash-crc64ecma`` he
 oss2 gives all three with a connection pool we size ourselves.
 
 CRC-64 is computed once, on the fly, by ``ExactReader`` (fastcrc, GIL released); oss2's
-own CRC (crcmod, ~350 MB/s) is switched off with ``enable_crc=False`` and we compare our
+own CRC (crcmod, much slower) is switched off with ``enable_crc=False`` and we compare our
 value with the server's ``x-oss-hash-crc64ecma`` ourselves, per part and per object.
 
 Faults: every request goes through ``retrying.call`` (one policy for every backend); which
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -110,6 +111,7 @@ class OssDestination(Destination):
         self.transfer = transfer or TransferConfig()
         self.prefix = address.prefix
         self.read_chunk_size = read_chunk_size
+        self.connect_timeout = connect_timeout
         secret = address.access_key_secret.reveal()
         if address.signature_version == "v1":
             auth: Any = oss2.Auth(address.access_key_id, secret)
@@ -141,6 +143,17 @@ class OssDestination(Destination):
 
     def display_url(self, key: str = "") -> str:
         return f"oss://{self.address.bucket}/{self.prefix}{key}"
+
+    def object_name(self, key: str) -> str:
+        return self._key(key)
+
+    def at_root(self) -> OssDestination:
+        return OssDestination(
+            dataclasses.replace(self.address, prefix=""),
+            self.transfer,
+            read_chunk_size=self.read_chunk_size,
+            connect_timeout=self.connect_timeout,
+        )
 
     # -- address check -------------------------------------------------------------
 

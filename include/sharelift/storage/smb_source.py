@@ -2,27 +2,26 @@
 
 Parallelism: processes, not threads. smbprotocol does everything in Python (building and
 parsing every message, signing, the NTLM exchange) and holds the GIL while it does, so a
-second thread in the same process adds no throughput (measured: one stream ~0.5-1 GB/s on
-loopback, CPU-bound). ``features.gil_bound`` tells the engine to run several worker
+second thread in the same process adds no throughput (one stream is CPU-bound on
+loopback). ``features.gil_bound`` tells the engine to run several worker
 processes instead; each rebuilds its own ``SmbSource`` from the ``SourceAddress`` (which
 pickles, ``Secret`` included), and ``SmbSource`` itself pickles as just its address.
 
 What this module does below smbclient's high-level API, and why:
 
 * Listing sends ``QUERY_DIRECTORY`` (FileIdFullDirectoryInformation) itself and parses the
-  buffer with ``struct``: 5-7x more entries/s than ``smbclient.scandir`` (which builds a
-  Structure, four datetimes and an ``SMBRawIO`` per entry), and it keeps the server's
+  buffer with ``struct``: several times more entries/s than ``smbclient.scandir`` (which
+  builds a Structure, four datetimes and an ``SMBRawIO`` per entry), and it keeps the server's
   100 ns FILETIME, which smbclient's datetimes round to microseconds. No stat per entry:
   size, times and attributes come with the listing. CREATE + QUERY + QUERY + CLOSE go as
   one compound, so a folder of up to ~1,000 entries costs one round trip.
 * ``open`` sends CREATE + READ (1 MiB) + CLOSE as one compound: a small file is one round
-  trip instead of three (~1.4x more files/s). A larger file is opened again for the rest,
-  read with four requests kept in flight ahead of the caller (~2x smbclient's MB/s), and
+  trip instead of three. A larger file is opened again for the rest, read with four
+  requests kept in flight ahead of the caller (faster than smbclient's reads), and
   each chunk is handed on as received, without a copy.
 * ``prefetch`` sends the compounds of the next files (up to ``PREFETCH``) before their
-  ``open``: the copy of one file overlaps the server's work on the next ones (+20-30 %
-  files/s in one process; the rest is smbprotocol's own CPU, ~1 ms per file, see
-  ``bench/results``).
+  ``open``: the copy of one file overlaps the server's work on the next ones (the rest is
+  smbprotocol's own CPU per file). Figures: ``bench/results/findings.md``.
 * Files are opened with FILE_SHARE_READ|WRITE|DELETE (smbclient's default is an exclusive
   open, which fails on, or blocks, files that users of a live share have open).
 * Every call passes ``port=`` and a per-instance ``connection_cache`` (never smbclient's
@@ -59,6 +58,7 @@ vfs_catia 4.17 even ends the folder's listing there, see ``testbed.smb``).
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import re
@@ -76,6 +76,7 @@ from sharelift.errors import (
     SourceFileChanged,
     SourceFileNotFound,
     SourceFilePermissionDenied,
+    UnsupportedLibraryError,
     scrub,
 )
 from sharelift.storage import retrying
@@ -86,11 +87,12 @@ from sharelift.storage.base import (
     ReadStream,
     Source,
     SourceFeatures,
+    check_relative_path,
 )
 
 CHUNK = 1024 * 1024  # measured: 1 MiB reads are smbprotocol's sweet spot
-DIR_QUERY_SIZE = 64 * 1024  # one credit per QUERY_DIRECTORY; larger buys ~3 %
-READ_AHEAD = 4  # READ requests in flight per stream (2 -> 4: +14 % MB/s in one process)
+DIR_QUERY_SIZE = 64 * 1024  # one credit per QUERY_DIRECTORY; larger buys little
+READ_AHEAD = 4  # READ requests in flight per stream (4 beat 2 in one process)
 PREFETCH = 8  # compound opens of announced files in flight on one connection
 PREFETCH_CREDITS = 64  # credits a prefetch leaves for the reads of the file being copied
 CONNECT_TIMEOUT = 15  # seconds, for the TCP connect and negotiate
@@ -364,6 +366,53 @@ def _name_problem(raw: _RawEntry) -> str | None:
     return None
 
 
+# smbclient internals this module calls (see the module docstring for why): private, so
+# any smbprotocol release may move them. The versions where they are as used here:
+SMBPROTOCOL_SUPPORTED = ((1, 13), (2, 0))  # >= 1.13, < 2.0 (the tests run 1.17)
+SMBCLIENT_INTERNALS = {
+    "smbclient._pool": ("get_smb_tree", "register_session"),
+    "smbclient._io": ("SMBDirectoryIO", "SMBFileIO", "SMBFileTransaction", "SMBRawIO"),
+}
+SMBPROTOCOL_REMEDY = (
+    "install a supported smbprotocol (pip install 'smbprotocol>=1.13,<2'), or adapt "
+    "sharelift.storage.smb_source to the new smbclient internals"
+)
+
+
+def installed_smbprotocol() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("smbprotocol")
+
+
+@functools.cache
+def require_supported_smbprotocol() -> None:
+    """Raise ``UnsupportedLibraryError`` unless smbprotocol is a supported version with the
+    smbclient internals this module uses (checked once, before the first connection)."""
+    import importlib
+
+    (lo_major, lo_minor), (hi_major, hi_minor) = SMBPROTOCOL_SUPPORTED
+    expected = f"smbprotocol >= {lo_major}.{lo_minor}, < {hi_major}.{hi_minor}"
+    found = installed_smbprotocol()
+    numbers = tuple(int(n) for n in re.findall(r"\d+", found)[:2])
+    if not (lo_major, lo_minor) <= numbers < (hi_major, hi_minor):
+        raise UnsupportedLibraryError(
+            "smbprotocol", expected, f"smbprotocol {found}", SMBPROTOCOL_REMEDY
+        )
+    for module, names in SMBCLIENT_INTERNALS.items():
+        try:
+            missing = [n for n in names if not hasattr(importlib.import_module(module), n)]
+        except ImportError:
+            missing = [module]
+        if missing:
+            raise UnsupportedLibraryError(
+                "smbprotocol",
+                f"{expected} with {module}.{', '.join(names)}",
+                f"smbprotocol {found} without {', '.join(missing)}",
+                SMBPROTOCOL_REMEDY,
+            )
+
+
 class SmbSource(Source):
     """Walk and read one SMB share (or a folder in it) with smbprotocol."""
 
@@ -395,6 +444,9 @@ class SmbSource(Source):
     def __repr__(self) -> str:
         return f"SmbSource({self.address.name!r}, {self.display_url()!r})"
 
+    def clone(self) -> SmbSource:
+        return SmbSource(self.address)
+
     def __reduce__(self) -> tuple[Any, ...]:
         # A worker process gets the address only and opens its own connections.
         return (type(self), (self.address,))
@@ -416,6 +468,7 @@ class SmbSource(Source):
 
     def _kwargs(self) -> dict[str, Any]:
         """smbclient keyword arguments, built per call so no object keeps them in view."""
+        require_supported_smbprotocol()  # every connection is made with these
         return {
             "username": self._username() or None,
             "password": self.address.password.reveal() or None,
@@ -446,7 +499,7 @@ class SmbSource(Source):
         CREATE + CLOSE of the path (one round trip)."""
         if isinstance(stream, _SmbReadStream) and stream.closed_with is not None:
             return stream.closed_with
-        rel = self._rel(path)
+        rel = check_relative_path(path)
         try:
             found = self._retried(f"stat of {path!r}", lambda: self._open_attrs(rel))
         except Exception as exc:
@@ -473,27 +526,20 @@ class SmbSource(Source):
 
     # -- paths ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _rel(path: str) -> str:
-        """Normalise a relative path; only '/' separates (a '\\' may be part of a name)."""
-        parts = [p for p in path.split("/") if p not in ("", ".")]
-        if any(p == ".." for p in parts):
-            raise ConfigError("path", f"must stay inside the source root, got {path!r}")
-        return "/".join(parts)
-
     def _unc(self, rel: str) -> str:
         parts = [*self.root_parts, *(rel.split("/") if rel else [])]
         a = self.address
         return "\\\\" + "\\".join([a.host, a.share, *(name_to_wire(p) for p in parts)])
 
     def display_url(self, path: str = "") -> str:
-        rel = self._rel(path)
+        rel = check_relative_path(path)
         base = self.address.display_url()
         return f"{base}/{rel}" if rel else base
 
     # -- check ---------------------------------------------------------------------------
 
     def check(self) -> None:
+        require_supported_smbprotocol()
         from smbclient._pool import get_smb_tree, register_session
 
         a = self.address
@@ -699,7 +745,7 @@ class SmbSource(Source):
         return [self._entry(prefix + r.name, r) for r in raws]
 
     def walk(self, top: str = "") -> Iterator[Entry]:
-        rel_top = self._rel(top)
+        rel_top = check_relative_path(top)
         try:
             first = self._list_entries(rel_top)
         except Exception as exc:
@@ -762,7 +808,7 @@ class SmbSource(Source):
     # -- stat ----------------------------------------------------------------------------
 
     def stat(self, path: str) -> Entry:
-        rel = self._rel(path)
+        rel = check_relative_path(path)
         try:
             info = self._retried(f"stat of {path!r}", lambda: self._open_info(rel))
         except Exception as exc:
@@ -871,7 +917,7 @@ class SmbSource(Source):
     # -- open ----------------------------------------------------------------------------
 
     def open(self, path: str) -> ReadStream:
-        rel = self._rel(path)
+        rel = check_relative_path(path)
         if not rel:
             raise NotAFile(rel, "is a folder, not a file")
 
@@ -986,7 +1032,7 @@ class SmbSource(Source):
             if len(self._ahead) >= PREFETCH:
                 return
             try:
-                rel = self._rel(path)
+                rel = check_relative_path(path)
                 if not rel:
                     continue
                 raw, actions = self._first_actions(rel, reparse=True)

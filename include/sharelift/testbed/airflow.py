@@ -17,14 +17,15 @@ so a test can run ``airflow`` CLI commands against the same home::
         run_id = af.trigger("sharelift_migrate", {"job_name": "demo"})
         assert af.wait_for_run("sharelift_migrate", run_id, timeout=300) == "success"
 
-Choices (measured on the 2-core test machine with Airflow 3.3.2):
+Choices (made on the 2-core test machine with Airflow 3.3.2; the figures behind them are in
+``bench/results/findings.md``):
 
 * **Separate components, not ``airflow standalone``.** ``standalone`` is one more ~200 MB
   Python parent that only pipes the children's output, interleaved, into one stream; it finds
   ``airflow`` on ``PATH``; it stops its children with SIGTERM; and it does not configure the
   execution API URL (below). Separate processes give one log file per component, so a failure
   names the component that died and shows *its* log tail, and the four start in parallel
-  after ``db migrate``: healthy 11-16 s after ``start()`` (``standalone``: ~40 s). Each
+  after ``db migrate``, healthy several times sooner than ``standalone``. Each
   component runs in its own process group (``start_new_session``), so a signal to the group
   reaches the component and the workers it forked.
 * **Task processes escape those groups.** The task SDK supervisor puts every task process in
@@ -36,8 +37,8 @@ Choices (measured on the 2-core test machine with Airflow 3.3.2):
   that), then SIGINT to the api-server, then SIGTERM, then SIGKILL to whatever is left of
   the tree. Two Airflow shutdown stalls are cut short (``_stuck_children``): the triggerer
   waiting 10 s on a trigger runner that has already exited, and ``LocalExecutor.end()``
-  joining, without a timeout, an idle worker that never gets its ``None``. ``stop()``
-  takes ~4-6 s; ``stop_report`` says how each component ended.
+  joining, without a timeout, an idle worker that never gets its ``None``.
+  ``stop_report`` says how each component ended.
 * **The execution API URL must be set.** Workers reach the api-server at
   ``[core] execution_api_server_url``, which defaults to ``http://localhost:8080/execution/``
   whatever ``[api] port`` says; ``[api] base_url`` is set to ``http://127.0.0.1:PORT/`` and the
@@ -50,14 +51,14 @@ Choices (measured on the 2-core test machine with Airflow 3.3.2):
   so readers (UI, execution API) and the one writer do not block each other; 20 concurrent
   tasks ran without a "database is locked".
 * **Parallelism** (default 24): the LocalExecutor forks ``parallelism`` workers when the
-  scheduler starts. They are copy-on-write forks: the idle tree is ~0.93 GB PSS at 22, 0.94 at
-  24, 0.98 at 32 (~5 MB per worker; summed RSS says 4.0/4.2/5.3 GB, which is where "32
-  workers ~1.8 GB" style figures come from). The cost is the running tasks: with 20 copy
-  instances at once the tree peaks at ~2.0 GB PSS. 24 = the 20 pool slots plus room for the
-  scan/partition/report tasks of a concurrent run and for workers still finishing (below).
+  scheduler starts. They are copy-on-write forks, so an idle worker costs little (PSS, not
+  summed RSS, is the honest total: RSS counts shared pages once per process); the cost is
+  the running tasks. 24 = the 20 pool slots plus room for the scan/partition/report tasks
+  of a concurrent run and for workers still finishing (below).
 * **Scheduling latency**: ``[scheduler] scheduler_idle_sleep_time`` 0.25 (1 s by default):
-  a one-task run goes from trigger to success in ~1 s instead of ~2 s; the idle scheduler then
-  uses ~5 % of a core instead of ~1.5 %. Job heartbeat intervals do not affect scheduling.
+  every hand-over between tasks waits up to one idle sleep, so a short run ends about a
+  second sooner, for a little more CPU while idle. Job heartbeat intervals do not affect
+  scheduling.
 * **Worker lingering**: a task's supervisor often notices its task process's exit only when
   its ``select()`` times out after ``[workers] min_heartbeat_interval`` (5 s by default); the
   executor worker stays busy that long after the task ended (the pool slot is freed at once).
@@ -220,8 +221,8 @@ class AirflowServer:
                 "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
                 "AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL": "300",
                 # The scheduler loop sleeps this long when idle: 1 s by default, which adds
-                # ~1 s to every hand-over (trivial run: median 2.1 s -> 1.0 s at 0.2 s) for
-                # ~5 % of a core while idle. Job heartbeats do not speed anything up.
+                # up to 1 s to every hand-over between tasks. Job heartbeats do not speed
+                # anything up.
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
                 # A task's supervisor often notices its task process's exit only when its
                 # select() times out, after this interval (5 s by default), and the executor
@@ -509,16 +510,6 @@ class AirflowServer:
                     return None  # a task is still running: wait for it
                 workers.append(ch)
         return workers or None
-
-    def rss_bytes(self) -> int:
-        """Resident memory of the whole Airflow process tree (sum of RSS; shared pages count twice)."""
-        import psutil
-
-        total = 0
-        for p in self._tree():
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
 
     def memory(self) -> dict[str, int]:
         """RSS, PSS and USS of the whole process tree in bytes (PSS is the honest total)."""

@@ -22,9 +22,8 @@ Configuration choices (each one fixed a real failure or a wrong answer in the te
   which turns the
   dirent cache off. That cache is revalidated by the folder's change time, whose
   resolution is one kernel tick, so two changes to one folder within a few ms could
-  leave a listing stale; without it READDIRPLUS asks the filesystem every time, and it
-  measured 3x faster on repeated walks of 10,000 files too (~95k against ~30k
-  entries/s). Note that libnfs has a client-side directory cache of its own (the one
+  leave a listing stale; without it READDIRPLUS asks the filesystem every time, which
+  also made repeated walks faster (``bench/results/findings.md``). Note that libnfs has a client-side directory cache of its own (the one
   that showed stale sizes in the first experiments): ``NfsSource`` turns it off.
 * **Root squash** (``Squash = root_squash``, anonymous uid/gid 65534): tests run as root,
   and a chmod-000 file must really be unreadable to the client.

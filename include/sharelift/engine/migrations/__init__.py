@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from sharelift.errors import SharelIftError
+from sharelift.errors import ShareliftError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -51,7 +51,7 @@ _ADVISORY_LOCK_KEY = 0x7368_6172_656C_6966  # b"sharelif"
 _at_head: set[str] = set()
 
 
-class StateSchemaError(SharelIftError):
+class StateSchemaError(ShareliftError):
     """The state database's schema cannot be used by this version of sharelift."""
 
 

@@ -1,29 +1,51 @@
-"""Queueing the next run of an incremental job from inside a task.
+"""The next run of an incremental job: when it starts, and queueing it from inside a task.
 
-Airflow's timetables count intervals between scheduled starts; a sharelift incremental job counts
-from the end of the previous run (08:00 start, 1 h run, 1 h interval -> next at 10:00). So the
+Airflow's timetables count intervals between scheduled starts; a sharelift incremental job
+counts from the end of the previous run (08:00 start, 1 h run, 1 h interval -> next at
+10:00). So the
 last task of each run queues the next one with ``run_after = now + interval``, and the
 scheduler holds it until then. Runs are numbered through the conf; after run N nothing is
 queued and the job stays finished. Pausing the DAG holds the queued run.
 
 Why not ``TriggerDagRunOperator``: in Airflow 3 it only raises ``DagRunTriggerException``
-for the task runner to act on, and importing its module pulls in Airflow's ORM and API
-(0.46 s of the 0.67 s every task process spent importing the DAG file). A plain task that
-raises the same exception does the same with none of that.
+for the task runner to act on, and importing its module pulls in Airflow's ORM and API,
+most of what every task process spent importing the DAG file. A plain task that raises the
+same exception does the same with none of that.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sharelift.airflow.tasks import job_from_params
+
+
+def hour_seconds() -> float:
+    """Seconds in an "hour" of the incremental interval: 3600, or less for tests and demos
+    (``SHARELIFT_HOUR_SECONDS``), so schedules can be proven with a controlled clock."""
+    return float(os.environ.get("SHARELIFT_HOUR_SECONDS", "3600"))
+
+
+def next_incremental_run(params: dict[str, Any]) -> tuple[dict[str, Any], float] | None:
+    """The conf and start delay (seconds) of the next run of an incremental job, or None.
+
+    Called at the END of a run: the interval is counted from the end of the previous
+    run (docs/jobs.md). After run N the job is finished and nothing more is triggered.
+    """
+    job = job_from_params(params)
+    if job.migration_type != "incremental" or job.retry_of or job.run_number >= job.migration_times:
+        return None
+    conf = dict(params)
+    conf["run_number"] = job.run_number + 1
+    return conf, job.interval_hours * hour_seconds()
 
 
 def queue_next_incremental_run(dag_id: str, params: dict[str, Any], log: Any) -> None:
     """Raise what makes the task runner queue run k+1; skip when there is none."""
     from airflow.sdk.exceptions import AirflowSkipException, DagRunTriggerException
-
-    from sharelift.airflow.tasks import next_incremental_run
 
     nxt = next_incremental_run(params)
     if nxt is None:

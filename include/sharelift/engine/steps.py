@@ -1,0 +1,330 @@
+"""The steps of a run, one function each: check, scan, partition, copy one subtask, verify,
+report, finish.
+
+These are the pipeline. The DAG's tasks (``sharelift.airflow.tasks``) resolve Airflow
+connections and params into addresses and call them; the engine runner
+(``sharelift.engine.runner``: the demo's engine-only path, the benchmark's engine cases,
+tests) calls the very same functions in a loop. So a run outside Airflow is the DAG's code,
+and what one measures or tests holds for the other.
+
+Each step takes a ``RunContext`` (the job, the run id, the two addresses, the state
+database, the run's work paths), opens the clients it needs from the addresses and closes
+them, leaves its real output in the work folder and the state database, and can run twice
+with the same result. ``check`` takes the two addresses alone: it runs before there is a
+run to speak of, and a failure is recorded with ``record_create_failed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sharelift.addresses import DestinationAddress, SourceAddress
+from sharelift.engine.jobs import JobSpec
+from sharelift.engine.partition import Subtask
+from sharelift.engine.run_paths import RunPaths
+from sharelift.engine.scan import ScanResult
+from sharelift.engine.state import StateStore
+from sharelift.errors import scrub
+from sharelift.storage import TransferConfig, open_destination, open_source
+
+log = logging.getLogger(__name__)
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every step of one run works with. ``state`` is open for the context's life."""
+
+    job: JobSpec
+    run_id: str
+    source: SourceAddress
+    destination: DestinationAddress
+    state: StateStore
+    paths: RunPaths
+    transfer: TransferConfig
+
+
+@contextlib.contextmanager
+def open_run(
+    job: JobSpec,
+    run_id: str,
+    source: SourceAddress,
+    destination: DestinationAddress,
+    *,
+    work_dir: str,
+    state_url: str,
+    transfer: TransferConfig | None = None,
+) -> Iterator[RunContext]:
+    """A ``RunContext`` with its state database open; closed on exit.
+
+    ``transfer`` defaults to resumable uploads with checkpoints in the work folder.
+    """
+    paths = RunPaths(work_dir, job.name, run_id)
+    state = StateStore(state_url)
+    try:
+        yield RunContext(
+            job,
+            run_id,
+            source,
+            destination,
+            state,
+            paths,
+            transfer or TransferConfig(checkpoint_dir=paths.checkpoints),
+        )
+    finally:
+        state.close()
+
+
+# -- check ---------------------------------------------------------------------------------
+
+
+def check(source: SourceAddress, destination: DestinationAddress) -> None:
+    """Both addresses reachable and usable, or ``AddressError`` naming the cause."""
+    with open_source(source) as src:
+        src.check()
+    with open_destination(destination) as dst:
+        dst.check()
+    log.info("addresses are Normal: %s -> %s", source.display_url(), destination.display_url())
+
+
+def record_create_failed(state: StateStore, job_name: str, run_id: str, exc: Exception) -> str:
+    """Record a run that could not start ("Create Failed", docs/states.md); returns the message.
+
+    Called for anything that stops a run before its scan: a bad setting, an unknown
+    connection, an address that is Invalid.
+    """
+    message = scrub(str(exc))
+    try:
+        state.upsert_run(
+            job_name[:63], run_id, state="Create Failed", message=message, finished_at=time.time()
+        )
+    except Exception:  # noqa: BLE001 - recording must not hide the real cause
+        log.exception("could not record Create Failed")
+    return message
+
+
+# -- scan ----------------------------------------------------------------------------------
+
+
+def scan(
+    run: RunContext,
+    *,
+    spec: dict[str, Any] | None = None,
+    backfill_window: tuple[Any, Any] | None = None,
+) -> ScanResult:
+    """Scan the source into the run's manifest (or, for a retry, the failed run's error list).
+
+    ``spec`` (what started the run: DAG id and params) is recorded with the run so that
+    ``sharelift retry`` can start it again. ``backfill_window`` (a backfill run's data
+    interval) narrows the scan to the files modified in that past window: a backfill
+    re-migrates the changes of the window, and the overwrite rule keeps it from copying
+    anything twice.
+    """
+    from sharelift.engine.retry import build_retry_manifest
+    from sharelift.engine.scan import scan as scan_source
+    from sharelift.engine.windows import window_for
+
+    job, state = run.job, run.state
+    os.makedirs(run.paths.folder, exist_ok=True)
+    recorded = {"dag_id": None, "params": {}, **(spec or {}), "job": job.to_dict()}
+    state.upsert_run(
+        job.name,
+        run.run_id,
+        migration_type=job.migration_type,
+        state="Scanning",
+        run_number=job.run_number,
+        retry_of=job.retry_of,
+        spec=json.dumps(recorded, sort_keys=True, default=str),
+    )
+
+    def progress(files: int, size: int) -> None:
+        log.info("Scanning: %d files, %.1f MB so far", files, size / 1e6)
+        state.upsert_run(job.name, run.run_id, files_scanned=files, bytes_scanned=size)
+
+    with open_source(run.source) as source:
+        if job.retry_of:
+            log.info("Retry of run %s: exactly the files of its error list", job.retry_of)
+            result = build_retry_manifest(source, state, job.name, job.retry_of, run.paths.manifest)
+        else:
+            window = window_for(state, job, run.run_id, override=backfill_window)
+            log.info(
+                "Run %d of %s (%s): %s",
+                job.run_number,
+                job.name,
+                job.migration_type,
+                window.describe(),
+            )
+            result = scan_source(
+                source,
+                job,
+                run.paths.manifest,
+                newer_than_ns=window.newer_than_ns,
+                not_newer_than_ns=window.not_newer_than_ns,
+                progress=progress,
+            )
+    state.record_scan(job.name, run.run_id, result)
+    log.info(
+        "Scan Finished: %d files to copy (%.1f MB); %d seen; skipped %s; left out %s; errors %d",
+        result.files_to_copy,
+        result.bytes_to_copy / 1e6,
+        result.files_seen,
+        dict(result.skipped),
+        dict(result.left_out),
+        result.errors,
+    )
+    if job.estimated_files is not None or job.estimated_bytes is not None:
+        log.info(
+            "operator's estimate: %s files, %s bytes; scanned: %d files, %d bytes",
+            job.estimated_files,
+            job.estimated_bytes,
+            result.files_to_copy,
+            result.bytes_to_copy,
+        )
+    return result
+
+
+# -- partition -----------------------------------------------------------------------------
+
+
+def partition(run: RunContext) -> list[Subtask]:
+    """Split the manifest into subtasks (docs/jobs.md: by file count and by bytes)."""
+    from sharelift.engine.partition import partition as split
+
+    job = run.job
+    subtasks = split(run.paths.manifest, job.subtask_files, job.subtask_bytes)
+    run.state.upsert_run(job.name, run.run_id, state="Migrating", subtasks=len(subtasks))
+    log.info(
+        "%d subtasks (at most %d files or %d MiB each)",
+        len(subtasks),
+        job.subtask_files,
+        job.subtask_bytes // MIB,
+    )
+    return subtasks
+
+
+# -- copy ----------------------------------------------------------------------------------
+
+
+def copy(run: RunContext, subtask: Subtask) -> Counter[str]:
+    """Copy one subtask; returns counts by status (``previously-done`` included).
+
+    Flow control (docs/flow-control.md): the subtask holds a share of the job's live bandwidth limit,
+    through the state database, for as long as it copies.
+    """
+    from sharelift.engine.copier import run_subtask
+    from sharelift.engine.flow_control import open_throttle
+
+    job = run.job
+    started = time.monotonic()
+    with (
+        open_throttle(run.state, job.name, run.run_id, subtask.index) as throttle,
+        open_source(run.source) as source,
+        open_destination(run.destination, transfer=run.transfer) as destination,
+    ):
+        counts = run_subtask(
+            job,
+            run.run_id,
+            subtask,
+            run.paths.manifest,
+            source,
+            destination,
+            run.state,
+            throttle=throttle,
+        )
+    if throttle.waited:
+        log.info("flow control: waited %.1f s for the job's bandwidth limit", throttle.waited)
+    log.info(
+        "subtask %d: %s in %.2f s (%d files, %.1f MB planned)",
+        subtask.index,
+        dict(counts),
+        time.monotonic() - started,
+        subtask.files,
+        subtask.bytes / 1e6,
+    )
+    return counts
+
+
+# -- verify --------------------------------------------------------------------------------
+
+
+def verify(run: RunContext) -> dict[str, int]:
+    """Every copied object's size and CRC-64 against the source's; mismatches fail."""
+    from sharelift.engine.verify import verify as verify_objects
+
+    with open_destination(run.destination, transfer=run.transfer) as destination:
+        ok, bad = verify_objects(run.job.name, run.run_id, destination, run.state)
+    log.info("verified %d objects by size and CRC-64; %d differ", ok, bad)
+    return {"verified": ok, "mismatched": bad}
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def report(
+    run: RunContext,
+    scan_summary: dict[str, Any] | None,
+    verify_result: dict[str, int] | None,
+) -> dict[str, Any]:
+    """Write the three lists and the summary (docs/reports.md); returns the summary.
+
+    Also ends the run in the state database with its state (Completed, Success or Failed).
+    """
+    from sharelift.engine.report import format_summary, write_report
+
+    job, state = run.job, run.state
+    recorded = state.get_run(job.name, run.run_id) or {}
+    extra = {
+        "subtasks": recorded.get("subtasks"),
+        "verified": (verify_result or {}).get("verified"),
+        "verify_mismatches": (verify_result or {}).get("mismatched"),
+        "dry_run": job.dry_run,
+    }
+    with (
+        open_source(run.source) as source,
+        open_destination(run.destination, transfer=run.transfer) as destination,
+    ):
+        summary = write_report(
+            job.name,
+            run.run_id,
+            run.paths.manifest,
+            source,
+            destination,
+            state,
+            scan_summary=scan_summary,
+            extra=extra,
+        )
+    state.upsert_run(job.name, run.run_id, state=summary["state"], finished_at=time.time())
+    for line in format_summary(summary).splitlines():
+        log.info("%s", line)
+    return summary
+
+
+# -- finish --------------------------------------------------------------------------------
+
+
+def finish(summary: dict[str, Any] | None) -> str | None:
+    """The run's verdict (docs/states.md): ``None`` when it Completed (or, for sync, Succeeded),
+    else why it failed (some file failed, or no report because an earlier step failed).
+
+    A step of its own, last in the run, so that the report is written (and in Airflow the
+    next run of an incremental job is queued) before the run is marked failed.
+    """
+    from sharelift.engine.states import run_state_mapping
+
+    if not summary:
+        return "no report: an earlier step failed (see check_addresses, scan or report)"
+    log.info("%s (Airflow run state: %s)", summary["state"], run_state_mapping()[summary["state"]])
+    if summary["state"] == "Failed":
+        return (
+            f"{summary['files_failed']} file(s) failed; see the error list in "
+            f"{summary['report_folder']}"
+        )
+    return None
