@@ -548,6 +548,9 @@ class Bench:
         self.measure(Row("crc", "local", "-", "B", "to /dev/null"), self.crc_row)
 
     def rclone_env(self) -> dict[str, str]:
+        from sharelift.testbed import prerequisites
+
+        prerequisites.require("rclone")  # missing: an error naming the Debian package
         env = dict(os.environ)
         obscured = subprocess.run(
             ["rclone", "obscure", "-"],

@@ -6,17 +6,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
-  # build and Python
-  gcc pkg-config python3 python3-venv python3-dev
-  # NFS: userspace server, portmapper, client library (the libnfs binding builds against it)
-  nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-dev libnfs-utils
-  # SMB: server and client tools
-  samba smbclient
-  # Samba VFS modules (catia maps names SMB cannot carry): only a Recommends of samba,
-  # so --no-install-recommends leaves it out unless named here
+  # Installed with --no-install-recommends: a package that arrives only as a Recommends never
+  # does, so each package below is the one that ships the file the test bed or the product
+  # loads (include/sharelift/testbed/prerequisites.py holds the test bed's list; a unit test
+  # checks that every package named there is named here).
+  # build and Python (libc6-dev is only a Recommends of gcc)
+  gcc libc6-dev pkg-config python3 python3-venv python3-dev
+  # NFS: userspace server (ganesha.nfsd), its VFS FSAL (libfsalvfs.so), the portmapper;
+  # the client library the libnfs binding links to (libnfs.so.13) and builds against
+  nfs-ganesha nfs-ganesha-vfs rpcbind libnfs13 libnfs-dev libnfs-utils
+  # SMB: the server (smbd), smbpasswd, client tools
+  samba samba-common-bin smbclient
+  # Samba VFS modules (catia maps names SMB cannot carry): only a Recommends of samba
   samba-vfs-modules
-  # PostgreSQL: the state database's tested alternative to SQLite
+  # useradd (Samba's unix user); setpriv and runuser (test-bed daemons, PostgreSQL as postgres)
+  passwd util-linux
+  # PostgreSQL: the state database's tested alternative to SQLite (initdb, pg_ctl, createdb
+  # come with the versioned server package this one depends on)
   postgresql
+  # Redis: the broker of a Celery deployment
+  redis-server
   # reference tool for the benchmark
   rclone
   # ps/kill in process checks

@@ -18,7 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 # Airflow reads its configuration on first import: point it at a throw-away home with our
-# dags folder before any test module imports it.
+# dags folder before any test module imports it. Removed when the session ends
+# (pytest_unconfigure).
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="sharelift-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
@@ -97,3 +98,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in ("oss2", "smbprotocol", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("SHARELIFT_TESTS", "1")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Every server and Airflow process the session started has stopped by now.
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)

@@ -27,9 +27,10 @@ from sharelift.errors import (
 )
 from sharelift.storage import EntryKind, open_source
 from sharelift.storage.nfs_source import NfsSource
-from sharelift.testbed import TestbedError
+from sharelift.testbed import TestbedError, prerequisites
 from sharelift.testbed import nfs as nfs_testbed
 from sharelift.testbed.nfs import NfsServer, ganesha_available
+from sharelift.testbed.prerequisites import Prerequisite
 
 pytestmark = [
     pytest.mark.servers,
@@ -571,9 +572,22 @@ def test_a_second_server_runs_beside_the_first_and_stops_cleanly(
 def test_start_without_ganesha_explains_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(nfs_testbed, "_find", lambda program: None)
-    with pytest.raises(TestbedError, match="apt-get install nfs-ganesha"):
+    absent = Prerequisite("nfs-ganesha is not installed", "nfs-ganesha", program="no-such-nfsd")
+    monkeypatch.setitem(prerequisites.PREREQUISITES, "ganesha.nfsd", absent)
+    with pytest.raises(TestbedError, match=r"install the Debian package nfs-ganesha \("):
         NfsServer(tmp_path, tmp_path / "work").start()
+
+
+def test_start_without_the_vfs_fsal_names_its_debian_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    absent = Prerequisite(
+        "no VFS FSAL", "nfs-ganesha-vfs", paths=(str(tmp_path / "libfsalvfs.so"),)
+    )
+    monkeypatch.setitem(prerequisites.PREREQUISITES, "fsal-vfs", absent)
+    with pytest.raises(TestbedError, match=r"install the Debian package nfs-ganesha-vfs \("):
+        NfsServer(tmp_path, tmp_path / "work").start()
+    assert not (tmp_path / "work").exists()  # refused before anything was set up
 
 
 # -- open_entry: opening on the scan's word (no GETATTR) ------------------------------------

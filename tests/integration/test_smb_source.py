@@ -32,13 +32,15 @@ from sharelift.secret import Secret
 from sharelift.storage import open_source
 from sharelift.storage.base import Entry, EntryKind, Source
 from sharelift.storage.smb_source import SmbSource
+from sharelift.testbed import prerequisites
 from sharelift.testbed.ports import free_port
-from sharelift.testbed.smb import SMBD, SmbServer, make_share_dir
+from sharelift.testbed.smb import SmbServer, make_share_dir
 
 pytestmark = [
     pytest.mark.servers,
     pytest.mark.skipif(
-        not (os.path.exists(SMBD) and os.geteuid() == 0), reason="needs Samba's smbd and root"
+        not (prerequisites.available("smbd") and os.geteuid() == 0),
+        reason="needs Samba's smbd and root",
     ),
 ]
 

@@ -153,9 +153,14 @@ def _libnfs() -> Any:
     try:
         import libnfs
     except ImportError as exc:  # pragma: no cover - depends on the machine
+        if "libnfs.so" in str(exc):  # the binding is there, the C library it links to is not
+            raise ImportError(
+                f"the libnfs C library is missing ({exc}): install the Debian package "
+                "libnfs13 (scripts/install.sh)"
+            ) from exc
         raise ImportError(
-            "the libnfs Python binding is missing: install libnfs-dev (Debian) and "
-            "`pip install libnfs`"
+            "the libnfs Python binding is missing: install the Debian package libnfs-dev "
+            "and `pip install libnfs` (scripts/install.sh does both)"
         ) from exc
     return libnfs
 

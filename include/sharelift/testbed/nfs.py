@@ -58,7 +58,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -68,7 +67,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sharelift.addresses import SourceAddress
-from sharelift.testbed import TestbedError
+from sharelift.testbed import TestbedError, prerequisites
 from sharelift.testbed.ports import LOOPBACK, free_port, log_tail, wait_for_port
 
 GANESHA = "ganesha.nfsd"
@@ -77,47 +76,27 @@ PORTMAPPER_PORT = 111
 ANONYMOUS_ID = 65534
 
 install_hint = (
-    "nfs-ganesha is not installed: as root run "
-    "`apt-get install nfs-ganesha nfs-ganesha-vfs rpcbind` (Debian/Ubuntu) "
-    "or `bash scripts/install.sh`"
+    "nfs-ganesha is not installed: as root run `bash scripts/install.sh` (it installs the "
+    "Debian packages nfs-ganesha, nfs-ganesha-vfs and rpcbind)"
 )
 
 
-def _find(program: str) -> str | None:
-    found = shutil.which(program)
-    if found:
-        return found
-    for folder in ("/usr/bin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/local/sbin"):
-        candidate = os.path.join(folder, program)
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 def ganesha_available() -> bool:
-    """True when ganesha.nfsd and rpcbind are installed (tests skip otherwise)."""
-    return _find(GANESHA) is not None and _find(RPCBIND) is not None
+    """True when ganesha.nfsd and rpcbind are installed (tests skip otherwise; a missing
+    VFS FSAL is an error at ``start()`` naming its package, not a skip)."""
+    return prerequisites.available(GANESHA) and prerequisites.available(RPCBIND)
 
 
-def _fsal_plugins_dir() -> str | None:
+def _fsal_plugins_dir() -> str:
     """Where libfsalvfs.so lives (Debian: /usr/lib/x86_64-linux-gnu/ganesha)."""
-    candidates = [
-        "/usr/lib/x86_64-linux-gnu/ganesha",
-        "/usr/lib/aarch64-linux-gnu/ganesha",
-        "/usr/lib64/ganesha",
-        "/usr/lib/ganesha",
-    ]
-    for folder in candidates:
-        if os.path.exists(os.path.join(folder, "libfsalvfs.so")):
-            return folder
-    return None
+    return os.path.dirname(prerequisites.require("fsal-vfs"))
 
 
 def _with_parent_death_signal(argv: list[str]) -> list[str]:
     """Run ``argv`` so that it gets SIGTERM when its parent dies (util-linux setpriv)."""
-    setpriv = _find("setpriv")
-    if setpriv is None:
+    if not prerequisites.available("setpriv"):
         return argv
+    setpriv = prerequisites.require("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
@@ -192,12 +171,7 @@ class _Rpcbind:
         self._stop_stale()
         if wait_for_port(PORTMAPPER_PORT, timeout=0.2):
             return  # a system rpcbind: use it, never stop it
-        binary = _find(RPCBIND)
-        if binary is None:
-            raise TestbedError(
-                "rpcbind is not installed (ganesha needs a portmapper to start NFSv3): "
-                + install_hint
-            )
+        binary = prerequisites.require(RPCBIND)
         log = open(self.workdir / "rpcbind.log", "ab")  # noqa: SIM115 - closed below
         try:
             # -f: stay in the foreground, so this process owns it and can stop it.
@@ -284,8 +258,7 @@ class NfsServer:
     # -- configuration -------------------------------------------------------------
 
     def config_text(self) -> str:
-        plugins = _fsal_plugins_dir()
-        plugins_line = f"    Plugins_Dir = {_quote(plugins)};\n" if plugins else ""
+        plugins_line = f"    Plugins_Dir = {_quote(_fsal_plugins_dir())};\n"
         access = "RO" if self.read_only else "RW"
         return f"""# Written by sharelift.testbed.nfs.NfsServer; see that module for the reasons.
 NFS_CORE_PARAM {{
@@ -348,11 +321,9 @@ LOG {{
         must find again), not new free ones."""
         if self.running:
             return self
-        binary = _find(GANESHA)
-        if binary is None:
-            raise TestbedError(install_hint)
-        if _fsal_plugins_dir() is None:
-            raise TestbedError("nfs-ganesha's VFS FSAL (libfsalvfs.so) is missing: " + install_hint)
+        # Installed? A clear error naming the Debian package, not a start that times out.
+        binary = prerequisites.require(GANESHA)
+        _fsal_plugins_dir()
         if not self.export_dir.is_dir():
             raise TestbedError(f"export folder {self.export_dir} does not exist")
         if self.export_dir.stat().st_mode & 0o005 != 0o005:

@@ -6,21 +6,18 @@ cluster of its own in a work folder, with trust authentication on loopback only.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from sharelift.testbed import TestbedError
+from sharelift.testbed import TestbedError, prerequisites
 from sharelift.testbed.ports import LOOPBACK, free_port, log_tail
 
 
 def _bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        raise TestbedError(f"PostgreSQL's {name} not found: install Debian's postgresql package")
-    return found[-1]
+    """Debian's server binary ``name`` (highest installed version), or an error naming the package."""
+    return prerequisites.require(name)
 
 
 class PostgresServer:
@@ -37,12 +34,15 @@ class PostgresServer:
         return f"postgresql+psycopg2://postgres@{self.host}:{self.port}/{self.database}"
 
     def _as_postgres(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        prefix = [_bin("runuser"), "-u", "postgres", "--"] if os.geteuid() == 0 else []
         return subprocess.run(
             [*prefix, *cmd], capture_output=True, text=True, check=check, timeout=120
         )
 
     def start(self) -> PostgresServer:
+        as_root = ["runuser"] if os.geteuid() == 0 else []
+        for program in ["initdb", "pg_ctl", "createdb", *as_root]:
+            _bin(program)  # all installed, before anything starts
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
         if os.geteuid() == 0:

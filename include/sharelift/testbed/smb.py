@@ -53,12 +53,8 @@ from pathlib import Path
 
 from sharelift.addresses import SourceAddress
 from sharelift.secret import Secret
-from sharelift.testbed import TestbedError
+from sharelift.testbed import TestbedError, prerequisites
 from sharelift.testbed.ports import LOOPBACK, free_port, log_tail, wait_for_port
-
-SMBD = "/usr/sbin/smbd"
-SMBPASSWD = "/usr/bin/smbpasswd"
-USERADD = "/usr/sbin/useradd"
 
 # vfs_fruit's macOS mapping of characters NTFS forbids to the Unicode private-use range;
 # SmbSource maps them back (keep the two tables in step).
@@ -129,17 +125,35 @@ class SmbServer:
         self._out: object = None
         self._rundir = self.workdir
         self._own_rundir = False
+        self._smbd = self._smbpasswd = ""  # found by start()
 
     def __repr__(self) -> str:
         return f"SmbServer(//{self.host}:{self.port}/{self.share} -> {self.share_dir})"
 
     # -- life cycle ----------------------------------------------------------------------
 
+    @property
+    def vfs_modules(self) -> tuple[str, ...]:
+        """The Samba VFS modules this server's share loads (``vfs objects``)."""
+        return ("catia",) if self.map_illegal_names else ()
+
+    def _require_installed(self) -> None:
+        """Samba's programs and every configured VFS module, or an error naming the package.
+
+        smbd starts without a module it cannot load and then refuses every connection to
+        the share: without this check a missing module is a time-out, not a reason.
+        """
+        self._smbd = prerequisites.require("smbd")
+        self._smbpasswd = prerequisites.require("smbpasswd")
+        for module in self.vfs_modules:
+            prerequisites.require(f"vfs:{module}")
+
     def start(self, timeout: float = 30.0, *, same_port: bool = False) -> SmbServer:
         """Start smbd; ``same_port``: on the port it had before (a restart that clients
         must find again), not a new free one."""
         if self._proc is not None:
             return self
+        self._require_installed()
         self._same_port = same_port and bool(self.port)
         if not self.share_dir.is_dir():
             raise TestbedError(f"share folder {self.share_dir} does not exist")
@@ -318,8 +332,10 @@ class SmbServer:
   store dos attributes = no
   directory name cache size = 0
 """
-        if self.map_illegal_names:
-            conf += f"  vfs objects = catia\n  catia:mappings = {SFM_MAPPINGS}\n"
+        if self.vfs_modules:
+            conf += f"  vfs objects = {' '.join(self.vfs_modules)}\n"
+        if "catia" in self.vfs_modules:
+            conf += f"  catia:mappings = {SFM_MAPPINGS}\n"
         self.conf_path.write_text(conf)
 
     def _ensure_unix_user(self) -> tuple[int, set[int]]:
@@ -332,7 +348,7 @@ class SmbServer:
                 pass
             res = subprocess.run(
                 [
-                    USERADD,
+                    prerequisites.require("useradd"),
                     "--system",
                     "--no-create-home",
                     "--home-dir",
@@ -374,7 +390,7 @@ class SmbServer:
     def _set_password(self) -> None:
         pw = self.password.reveal()
         res = subprocess.run(
-            [SMBPASSWD, "-c", str(self.conf_path), "-a", "-s", self.username],
+            [self._smbpasswd, "-c", str(self.conf_path), "-a", "-s", self.username],
             input=f"{pw}\n{pw}\n",
             capture_output=True,
             text=True,
@@ -388,7 +404,7 @@ class SmbServer:
         self._out = open(self.out_path, "ab")  # noqa: SIM115 - closed in stop()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SMB_CONF", "KRB5"))}
         self._proc = subprocess.Popen(
-            [SMBD, "--foreground", "--no-process-group", "-s", str(self.conf_path)],
+            [self._smbd, "--foreground", "--no-process-group", "-s", str(self.conf_path)],
             stdin=subprocess.DEVNULL,
             stdout=self._out,  # type: ignore[arg-type]
             stderr=subprocess.STDOUT,
