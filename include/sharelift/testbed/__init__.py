@@ -4,7 +4,9 @@ Each server class (``nfs.NfsServer``, ``smb.SmbServer``, ``oss.OssServer``) pick
 loopback ports, starts the real daemon (nfs-ganesha, Samba's smbd, ``sharelift ossd``)
 with its state in a work folder of its own, waits until it answers, and stops every
 process it started (``stop()`` or the context manager). Failures raise ``TestbedError``
-with the tail of the daemon's log, so a broken set-up says why.
+with the tail of the daemon's log, so a broken set-up says why; a program or module that is
+not installed is found before anything starts (``prerequisites``) and its error names the
+Debian package to install.
 """
 
 from __future__ import annotations
