@@ -19,6 +19,21 @@ import re
 class ShareliftError(Exception):
     """Base of every error sharelift raises on purpose."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled by attributes, not by calling __init__ again: the subclasses take other
+        # arguments than the message in ``args``, and an error that cannot be unpickled
+        # makes a process pool hang instead of failing the subtask that raised it.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(
+    cls: type[ShareliftError], args: tuple[object, ...], state: dict[str, object]
+) -> ShareliftError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(ShareliftError, ValueError):
     """A setting broke a rule. ``field`` names it, the message says which rule."""
