@@ -166,6 +166,15 @@ class AirflowServer:
         self._stop_t0 = 0.0
         self.stop_report: dict[str, str] = {}
 
+    @classmethod
+    def client(cls, base_url: str, username: str, password: str) -> AirflowServer:
+        """The REST client alone, for an Airflow started by something else (the native
+        docker-compose runner of ``tests/deployment``): nothing to start, ``stop()`` does
+        nothing, and failures carry no component logs."""
+        server = cls(Path(".airflow-client"), Path("."), username=username, password=password)
+        server.base_url = base_url.rstrip("/")
+        return server
+
     # ------------------------------------------------------------------ life cycle
 
     def __enter__(self) -> AirflowServer:
