@@ -800,16 +800,18 @@ class NativeCompose:
             return
         t0 = time.monotonic()
         tree = replica.processes()
-        if proc.poll() is None:
+        if proc.poll() is not None:
+            how = f"had exited ({proc.returncode})"
+        else:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, replica.service.stop_signal)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=replica.service.stop_grace)
-        how = (
-            f"{replica.service.stop_signal.name} -> exit {proc.returncode}"
-            if proc.returncode is not None
-            else "SIGKILL"
-        )
+            how = (
+                f"{replica.service.stop_signal.name} -> exit {proc.returncode}"
+                if proc.returncode is not None
+                else "SIGKILL"
+            )
         leftovers = [p for p in tree + replica.processes() if _alive(p)]
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
