@@ -10,7 +10,10 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       gcc pkg-config libnfs-dev \
       nfs-ganesha nfs-ganesha-vfs rpcbind samba samba-vfs-modules curl \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /opt/sharelift-work /data/ossd \
+ && chown airflow:0 /opt/sharelift-work /data/ossd
+# (a fresh named volume takes the owner of the folder it is mounted on)
 
 USER airflow
 COPY --chown=airflow:0 . /opt/sharelift
