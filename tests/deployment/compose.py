@@ -724,12 +724,19 @@ class NativeCompose:
 
     def kill(self, service: str, index: int, sig: signal.Signals = signal.SIGKILL) -> int:
         """``docker kill``: ``sig`` to every process of the replica; returns how many."""
-        procs = self.replicas[service][index - 1].processes()
+        replica = self.replicas[service][index - 1]
+        procs = replica.processes()
         for p in procs:
             with contextlib.suppress(psutil.Error):
                 p.send_signal(sig)
         if sig == signal.SIGKILL:
-            psutil.wait_procs(procs, timeout=10)
+            # The root is reaped by Popen, so that its exit status is kept (psutil would
+            # reap it first and Popen would then report 0).
+            root = replica.process.pid if replica.process is not None else None
+            psutil.wait_procs([p for p in procs if p.pid != root], timeout=10)
+            if replica.process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    replica.process.wait(timeout=10)
         return len(procs)
 
     def _start_sampler(self) -> None:
