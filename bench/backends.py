@@ -14,12 +14,17 @@ import io
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from sharelift.addresses import SourceAddress
-from sharelift.storage import EntryKind, Source, TransferConfig, open_destination, open_source
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # the test servers in tests/servers/
+    sys.path.insert(0, str(REPO))
+
+from sharelift.addresses import SourceAddress  # noqa: E402
+from sharelift.storage import EntryKind, Source, TransferConfig, open_destination, open_source  # noqa: E402
 
 
 def make_data(root: Path, small: int, big_mib: int) -> None:
@@ -92,9 +97,10 @@ def main() -> None:
     parser.add_argument("--big-mib", type=int, default=256)
     args = parser.parse_args()
 
-    from sharelift.testbed.nfs import NfsServer
-    from sharelift.testbed.oss import OssServer
-    from sharelift.testbed.smb import SmbServer
+    from tests.servers.nfs import NfsServer
+    from tests.servers.smb import SmbServer
+
+    from sharelift.local.ossd import OssServer
 
     work = Path(tempfile.mkdtemp(prefix="sharelift-bench-"))
     work.chmod(0o755)

@@ -35,8 +35,9 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
+for _path in (BENCH, REPO):  # bench's modules; the test servers in tests/servers/
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import cases  # noqa: E402
 import datagen  # noqa: E402
@@ -214,9 +215,10 @@ class Bench:
     # -- servers and addresses --------------------------------------------------------
 
     def start_servers(self) -> None:
-        from sharelift.testbed.nfs import NfsServer
-        from sharelift.testbed.oss import OssServer
-        from sharelift.testbed.smb import SmbServer
+        from tests.servers.nfs import NfsServer
+        from tests.servers.smb import SmbServer
+
+        from sharelift.local.ossd import OssServer
 
         self.nfs = NfsServer(self.data, self.scratch / "nfs", read_only=True).start()
         self.servers.append(self.nfs)
@@ -548,7 +550,7 @@ class Bench:
         self.measure(Row("crc", "local", "-", "B", "to /dev/null"), self.crc_row)
 
     def rclone_env(self) -> dict[str, str]:
-        from sharelift.testbed import prerequisites
+        from tests.servers import prerequisites
 
         prerequisites.require("rclone")  # missing: an error naming the Debian package
         env = dict(os.environ)
@@ -625,7 +627,7 @@ class Bench:
     # -- Airflow ------------------------------------------------------------------------
 
     def start_airflow(self) -> None:
-        from sharelift.testbed.airflow import AirflowServer
+        from sharelift.local.airflow import AirflowServer
 
         home = self.scratch / "af"
         (home / "jobs").mkdir(parents=True)
@@ -677,7 +679,7 @@ class Bench:
         self, row: Row, source: str, dest: str, dataset: str, settings: dict[str, int]
     ) -> None:
         from sharelift.engine.report import report_folder
-        from sharelift.testbed.airflow import parse_time
+        from sharelift.local.airflow import parse_time
 
         af = self.airflow
         dst, clean = self.new_destination(dest)

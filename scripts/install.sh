@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   # Installed with --no-install-recommends: a package that arrives only as a Recommends never
   # does, so each package below is the one that ships the file the test bed or the product
-  # loads (include/sharelift/testbed/prerequisites.py holds the test bed's list; a unit test
+  # loads (tests/servers/prerequisites.py holds the test bed's list; a unit test
   # checks that every package named there is named here).
   # build and Python (libc6-dev is only a Recommends of gcc)
   gcc libc6-dev pkg-config python3 python3-venv python3-dev

@@ -49,7 +49,7 @@ def _folder(root: Path, name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def nfs_server(testbed_root: Path):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.nfs import NfsServer
+    from tests.servers.nfs import NfsServer
 
     server = NfsServer(_folder(testbed_root, "nfs-export"), _folder(testbed_root, "nfs-work"))
     server.start()
@@ -61,7 +61,7 @@ def nfs_server(testbed_root: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def smb_server(testbed_root: Path):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.smb import SmbServer
+    from tests.servers.smb import SmbServer
 
     server = SmbServer(_folder(testbed_root, "smb-share"), _folder(testbed_root, "smb-work"))
     server.start()
@@ -73,7 +73,7 @@ def smb_server(testbed_root: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def oss_server(testbed_root: Path):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.oss import OssServer
+    from sharelift.local.ossd import OssServer
 
     server = OssServer(_folder(testbed_root, "ossd-data"))
     server.start()

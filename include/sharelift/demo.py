@@ -117,13 +117,26 @@ def stop_on_signals() -> Iterator[None]:
 
 
 def _start_source_server(kind: str, share: Path, work: Path, servers: list) -> object:  # type: ignore[type-arg]
-    """Serve ``share`` over NFS or SMB; returns the server (with ``source_address``)."""
+    """Serve ``share`` over NFS or SMB; returns the server (with ``source_address``).
+
+    The NFS and SMB servers are the repository's test servers (``tests/servers/``), not part
+    of the installed package: this works from a clone, where ``sharelift demo`` is run."""
+    import sys
+
+    repo = str(_repo_root())
+    if not (_repo_root() / "tests" / "servers").is_dir():
+        raise SystemExit(
+            "sharelift demo: --source nfs|smb serves the share with the repository's test "
+            "servers (tests/servers/); run it from a clone of the repository"
+        )
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
     if kind == "nfs":
-        from sharelift.testbed.nfs import NfsServer
+        from tests.servers.nfs import NfsServer
 
         server: object = NfsServer(share, work / "nfs")
     else:
-        from sharelift.testbed.smb import SmbServer
+        from tests.servers.smb import SmbServer
 
         server = SmbServer(share, work / "smb")
     server.start()  # type: ignore[attr-defined]
@@ -178,8 +191,8 @@ def run_through_airflow(args: argparse.Namespace) -> int:
     import sys
 
     from sharelift.engine.report import REPORT_ROOT
-    from sharelift.testbed.airflow import AirflowServer
-    from sharelift.testbed.oss import OssServer
+    from sharelift.local.airflow import AirflowServer
+    from sharelift.local.ossd import OssServer
 
     work, share = _prepare(args)
     repo = _repo_root()
@@ -306,7 +319,7 @@ def run_engine_only(args: argparse.Namespace) -> int:
     from sharelift.engine.jobs import JobSpec
     from sharelift.engine.report import format_summary
     from sharelift.engine.runner import run_job
-    from sharelift.testbed.oss import OssServer
+    from sharelift.local.ossd import OssServer
 
     work, share = _prepare(args)
     servers: list = []  # type: ignore[type-arg]

@@ -18,7 +18,7 @@ MB = 1_000_000
 
 @pytest.fixture(scope="module")
 def postgres(testbed_root: Path):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.postgres import PostgresServer
+    from tests.servers.postgres import PostgresServer
 
     server = PostgresServer(testbed_root / "postgres-state-conn")
     server.start()

@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
-from sharelift.testbed.airflow import AirflowApiError, AirflowServer, parse_time
+from sharelift.local.airflow import AirflowApiError, AirflowServer, parse_time
 
 pytestmark = pytest.mark.e2e
 

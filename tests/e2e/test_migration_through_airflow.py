@@ -25,7 +25,7 @@ DAG_ID = "sharelift_migrate"
 
 @pytest.fixture(scope="module")
 def airflow(testbed_root: Path):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.airflow import AirflowServer
+    from sharelift.local.airflow import AirflowServer
 
     home = testbed_root / "airflow-e2e"
     home.mkdir()
@@ -83,8 +83,8 @@ def test_thirty_two_subtasks_run_at_most_twenty_at_once_and_all_files_land(
     oss_server,
     share,  # type: ignore[no-untyped-def]
 ) -> None:
+    from sharelift.local.airflow import AirflowServer
     from sharelift.storage import open_destination
-    from sharelift.testbed.airflow import AirflowServer
 
     root, files = share
     connect(airflow, oss_server, root, "e2e-pool")
@@ -115,7 +115,7 @@ def test_thirty_two_subtasks_run_at_most_twenty_at_once_and_all_files_land(
 
 
 def test_a_bad_job_name_is_refused_at_trigger_naming_the_field(airflow) -> None:  # type: ignore[no-untyped-def]
-    from sharelift.testbed.airflow import AirflowApiError
+    from sharelift.local.airflow import AirflowApiError
 
     with pytest.raises(AirflowApiError) as info:
         airflow.trigger(
@@ -127,7 +127,7 @@ def test_a_bad_job_name_is_refused_at_trigger_naming_the_field(airflow) -> None:
 
 
 def test_a_prefix_starting_with_a_slash_is_refused_at_trigger(airflow) -> None:  # type: ignore[no-untyped-def]
-    from sharelift.testbed.airflow import AirflowApiError
+    from sharelift.local.airflow import AirflowApiError
 
     with pytest.raises(AirflowApiError) as info:
         airflow.trigger(
@@ -262,7 +262,7 @@ def test_the_sharelift_ui_page_lists_runs_with_states_and_serves_the_lists(airfl
 
 
 def test_flow_control_is_set_and_refused_through_the_ui_api(airflow) -> None:  # type: ignore[no-untyped-def]
-    from sharelift.testbed.airflow import AirflowApiError
+    from sharelift.local.airflow import AirflowApiError
 
     shown = airflow.api(
         "PUT",

@@ -32,7 +32,7 @@ sync_no_overlap: true
 
 @pytest.fixture(scope="module")
 def airflow(testbed_root: Path, oss_server):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.airflow import AirflowServer
+    from sharelift.local.airflow import AirflowServer
 
     home = testbed_root / "airflow-schedules"
     home.mkdir()
@@ -112,7 +112,7 @@ def test_incremental_runs_take_each_window_once_and_stop_after_n(
     oss_server,
     testbed_root: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    from sharelift.testbed.airflow import parse_time
+    from sharelift.local.airflow import parse_time
 
     root = testbed_root / "inc-share"
     make(root, "a1.txt", b"a1")
@@ -158,7 +158,7 @@ def test_a_sync_job_repeats_every_period_never_overlaps_and_stops_when_paused(
     oss_server,
     testbed_root: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    from sharelift.testbed.airflow import AirflowServer, parse_time
+    from sharelift.local.airflow import AirflowServer, parse_time
 
     root = testbed_root / "sync-share"
     make(root, "s1.txt", b"s1")

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 @pytest.fixture(scope="package")
 def postgres(testbed_root: Path):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.postgres import PostgresServer
+    from tests.servers.postgres import PostgresServer
 
     server = PostgresServer(testbed_root / "postgres")
     server.start()

@@ -136,7 +136,7 @@ def test_raising_the_limit_speeds_up_a_running_job(tmp_path: Path, addresses) ->
 
 @pytest.fixture(scope="module")
 def postgres(testbed_root: Path):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.postgres import PostgresServer
+    from tests.servers.postgres import PostgresServer
 
     server = PostgresServer(testbed_root / "postgres-flow-control")
     server.start()

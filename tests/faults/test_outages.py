@@ -54,7 +54,7 @@ def finish(copy: Copy, direct, server, name: str, files) -> None:  # type: ignor
 def test_ossd_killed_mid_copy_and_back_after_5_s_loses_no_file(
     local_tree, tmp_path: Path, unique_name: str
 ) -> None:
-    from sharelift.testbed.oss import OssServer
+    from sharelift.local.ossd import OssServer
 
     root, source_address = local_tree
     files = make_tree(root)
@@ -67,7 +67,7 @@ def test_ossd_killed_mid_copy_and_back_after_5_s_loses_no_file(
 
 @pytest.fixture
 def own_nfs(testbed_root: Path, unique_name: str):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.nfs import NfsServer
+    from tests.servers.nfs import NfsServer
 
     export = testbed_root / f"nfs-{unique_name}"
     export.mkdir(mode=0o755)
@@ -79,7 +79,7 @@ def own_nfs(testbed_root: Path, unique_name: str):  # type: ignore[no-untyped-de
 
 @pytest.fixture
 def own_smb(testbed_root: Path, unique_name: str):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.smb import SmbServer
+    from tests.servers.smb import SmbServer
 
     share = testbed_root / f"smb-{unique_name}"
     share.mkdir(mode=0o755)

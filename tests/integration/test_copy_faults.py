@@ -71,7 +71,7 @@ def test_a_destination_that_goes_away_fails_each_file_with_the_reason(
     tmp_path: Path, testbed_root: Path, unique_name: str
 ) -> None:
     from sharelift.addresses import SourceAddress
-    from sharelift.testbed.oss import OssServer
+    from sharelift.local.ossd import OssServer
 
     root = testbed_root / "faults-dst" / unique_name
     root.mkdir(parents=True)

@@ -16,6 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.servers import TestbedError, prerequisites
+from tests.servers import nfs as nfs_testbed
+from tests.servers.nfs import NfsServer, ganesha_available
+from tests.servers.prerequisites import Prerequisite
 
 from sharelift.addresses import SourceAddress
 from sharelift.errors import (
@@ -27,10 +31,6 @@ from sharelift.errors import (
 )
 from sharelift.storage import EntryKind, open_source
 from sharelift.storage.nfs_source import NfsSource
-from sharelift.testbed import TestbedError, prerequisites
-from sharelift.testbed import nfs as nfs_testbed
-from sharelift.testbed.nfs import NfsServer, ganesha_available
-from sharelift.testbed.prerequisites import Prerequisite
 
 pytestmark = [
     pytest.mark.servers,
@@ -131,7 +131,7 @@ def test_check_passes_for_the_export_root(server: NfsServer) -> None:
 
 
 def test_check_reports_connection_refused_on_a_wrong_port(address: SourceAddress) -> None:
-    from sharelift.testbed.ports import free_port
+    from sharelift.local.ports import free_port
 
     bad = dataclasses.replace(address, port=free_port())
     with pytest.raises(AddressError) as info:

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.servers import nfs as nfs_testbed
+from tests.servers.nfs import NfsServer, ganesha_available
 
 from sharelift.errors import AddressError, FileError
 from sharelift.storage import nfs_source, retrying
 from sharelift.storage.base import Entry
 from sharelift.storage.nfs_source import NfsSource
-from sharelift.testbed import nfs as nfs_testbed
-from sharelift.testbed.nfs import NfsServer, ganesha_available
 
 pytestmark = [
     pytest.mark.servers,

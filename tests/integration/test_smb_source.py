@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.servers import prerequisites
+from tests.servers.smb import SmbServer, make_share_dir
 
 from sharelift.addresses import SourceAddress
 from sharelift.errors import (
@@ -28,13 +30,11 @@ from sharelift.errors import (
     SourceFileNotFound,
     SourceFilePermissionDenied,
 )
+from sharelift.local.ports import free_port
 from sharelift.secret import Secret
 from sharelift.storage import open_source
 from sharelift.storage.base import Entry, EntryKind, Source
 from sharelift.storage.smb_source import SmbSource
-from sharelift.testbed import prerequisites
-from sharelift.testbed.ports import free_port
-from sharelift.testbed.smb import SmbServer, make_share_dir
 
 pytestmark = [
     pytest.mark.servers,
@@ -589,7 +589,7 @@ def test_server_refuses_a_share_folder_its_user_cannot_reach(tmp_path: Path) -> 
     private.mkdir()
     private.chmod(0o700)
     (private / "share").mkdir()
-    from sharelift.testbed import TestbedError
+    from tests.servers import TestbedError
 
     with pytest.raises(TestbedError, match="not reachable"):
         SmbServer(private / "share", tmp_path / "work").start()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sharelift.testbed.oss import OssServer
+from sharelift.local.ossd import OssServer
 
 PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from sharelift.checksum import crc64
-from sharelift.testbed.oss import OssServer
+from sharelift.local.ossd import OssServer
 
 pytestmark = pytest.mark.servers
 

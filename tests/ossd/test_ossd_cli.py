@@ -11,10 +11,10 @@ from pathlib import Path
 import oss2
 import pytest
 
+from sharelift.local.ossd import OssServer
+from sharelift.local.ports import wait_for_port
 from sharelift.ossd import SECRET_ENV
-from sharelift.testbed import TestbedError
-from sharelift.testbed.oss import OssServer
-from sharelift.testbed.ports import wait_for_port
+from tests.servers import TestbedError
 
 pytestmark = pytest.mark.servers
 

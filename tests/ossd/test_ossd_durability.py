@@ -15,7 +15,7 @@ import pytest
 from oss2.http import Request
 
 from sharelift.checksum import crc64
-from sharelift.testbed.oss import OssServer
+from sharelift.local.ossd import OssServer
 
 pytestmark = pytest.mark.servers
 

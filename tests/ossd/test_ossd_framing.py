@@ -11,7 +11,7 @@ from urllib.parse import quote
 import oss2
 import pytest
 
-from sharelift.testbed.oss import OssServer
+from sharelift.local.ossd import OssServer
 
 from .test_ossd_durability import signed_headers
 

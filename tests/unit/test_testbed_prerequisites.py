@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sharelift.testbed import TestbedError, prerequisites
-from sharelift.testbed.prerequisites import MissingPrerequisite, Prerequisite
-from sharelift.testbed.smb import SmbServer
+from tests.servers import TestbedError, prerequisites
+from tests.servers.prerequisites import MissingPrerequisite, Prerequisite
+from tests.servers.smb import SmbServer
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ Tests, the demo and the benchmark run it instead of Alibaba Cloud OSS. It speaks
 the OSS REST API that sharelift and the official SDKs (oss2, alibabacloud-oss-v2) use, with
 OSS's XML, headers, error codes and V1/V4 signatures, and stores each object atomically on
 disk (see ``store``). Start it with ``sharelift ossd --data-dir DIR ...`` or, from Python,
-with ``sharelift.testbed.oss.OssServer``.
+with ``sharelift.local.ossd.OssServer``.
 """
 
 from __future__ import annotations

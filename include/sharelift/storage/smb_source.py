@@ -52,7 +52,7 @@ cannot open the file: it is yielded with ``error`` saying why, never silently dr
 server that mangles (Samba's default ``mangled names = illegal``) shows an 8.3 name such as
 ``WINC9O~A.TXT``; that is all SMB shows, so the file is copied under that name. Names that
 are not valid UTF-8 on a Samba server's disk never reach any client (Samba hides them; with
-vfs_catia 4.17 even ends the folder's listing there, see ``testbed.smb``).
+vfs_catia 4.17 even ends the folder's listing there, see ``tests/servers/smb.py``).
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ _SMB2_RETURN_SINGLE_ENTRY = 0x02
 _SMB2_HEADER = 64
 
 # The macOS/SFM mapping of characters NTFS forbids into the private-use range (the table
-# Samba's vfs_fruit feeds vfs_catia; testbed.smb uses the same).
+# Samba's vfs_fruit feeds vfs_catia; tests/servers/smb.py uses the same).
 _SFM = {c: 0xF000 + c for c in range(0x01, 0x20)} | {
     0x22: 0xF020,  # "
     0x2A: 0xF021,  # *

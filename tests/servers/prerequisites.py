@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sharelift.testbed import TestbedError
+from tests.servers import TestbedError
 
 INSTALL_SCRIPT = "scripts/install.sh"
 # Where Debian keeps the machine's libraries and their modules: /usr/lib/<multiarch triplet>.

@@ -6,7 +6,7 @@
 
 The AccessKeySecret (random unless given) reaches the daemon through the environment, never
 its command line; ``access_key_secret`` is a ``Secret``. The daemon's stdout/stderr go to
-``<data_dir>/ossd.log``, whose tail ``TestbedError`` carries when the start fails.
+``<data_dir>/ossd.log``, whose tail ``LocalServerError`` carries when the start fails.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sharelift.addresses import DestinationAddress
+from sharelift.local import LocalServerError
+from sharelift.local.ports import LOOPBACK, free_port, log_tail, wait_for_port
 from sharelift.ossd import SECRET_ENV
 from sharelift.secret import Secret
-from sharelift.testbed import TestbedError
-from sharelift.testbed.ports import LOOPBACK, free_port, log_tail, wait_for_port
 
 READY_LINE = "ossd listening on "
 
@@ -113,14 +113,14 @@ class OssServer:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 self._proc = None
-                raise TestbedError(
+                raise LocalServerError(
                     f"sharelift ossd exited while starting:\n{log_tail(str(self.log_path))}"
                 )
             if self._ready(log_offset) and wait_for_port(self.port, timeout=1.0):
                 return self
             time.sleep(0.05)
         self.stop()
-        raise TestbedError(
+        raise LocalServerError(
             f"sharelift ossd did not answer on port {self.port} within {self.start_timeout:.0f} s:"
             f"\n{log_tail(str(self.log_path))}"
         )

@@ -52,9 +52,9 @@ import time
 from pathlib import Path
 
 from sharelift.addresses import SourceAddress
+from sharelift.local.ports import LOOPBACK, free_port, log_tail, wait_for_port
 from sharelift.secret import Secret
-from sharelift.testbed import TestbedError, prerequisites
-from sharelift.testbed.ports import LOOPBACK, free_port, log_tail, wait_for_port
+from tests.servers import TestbedError, prerequisites
 
 # vfs_fruit's macOS mapping of characters NTFS forbids to the Unicode private-use range;
 # SmbSource maps them back (keep the two tables in step).
@@ -273,7 +273,7 @@ class SmbServer:
         w = self.workdir
         r = self._rundir
         conf = f"""\
-# Written by sharelift.testbed.smb.SmbServer; everything stays under {w}.
+# Written by tests.servers.smb.SmbServer; everything stays under {w}.
 [global]
   server role = standalone server
   security = user
@@ -384,7 +384,7 @@ class SmbServer:
                     f"share folder {self.share_dir} is not reachable by unix user "
                     f"{self.username!r}: {folder} has mode {stat.S_IMODE(st.st_mode):04o}. "
                     "Put the share under a folder everyone may traverse (pytest's "
-                    "/tmp/pytest-of-root is 0700): sharelift.testbed.smb.make_share_dir()"
+                    "/tmp/pytest-of-root is 0700): tests.servers.smb.make_share_dir()"
                 )
 
     def _set_password(self) -> None:

@@ -67,8 +67,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sharelift.addresses import SourceAddress
-from sharelift.testbed import TestbedError, prerequisites
-from sharelift.testbed.ports import LOOPBACK, free_port, log_tail, wait_for_port
+from sharelift.local.ports import LOOPBACK, free_port, log_tail, wait_for_port
+from tests.servers import TestbedError, prerequisites
 
 GANESHA = "ganesha.nfsd"
 RPCBIND = "rpcbind"
@@ -260,7 +260,7 @@ class NfsServer:
     def config_text(self) -> str:
         plugins_line = f"    Plugins_Dir = {_quote(_fsal_plugins_dir())};\n"
         access = "RO" if self.read_only else "RW"
-        return f"""# Written by sharelift.testbed.nfs.NfsServer; see that module for the reasons.
+        return f"""# Written by tests.servers.nfs.NfsServer; see that module for the reasons.
 NFS_CORE_PARAM {{
     Bind_Addr = {LOOPBACK};
     NFS_Port = {self.nfs_port};

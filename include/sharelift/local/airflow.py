@@ -1,4 +1,4 @@
-"""A real Apache Airflow 3.3 on 127.0.0.1: the test bed for end-to-end tests, demo and benchmark.
+"""A real Apache Airflow 3.3 on 127.0.0.1: what the demo runs, and the end-to-end tests and benchmark.
 
 ``AirflowServer(home, dags_folder).start()`` runs ``airflow db migrate`` and then the four
 components (api-server, scheduler, dag-processor, triggerer) as separate processes, with
@@ -93,8 +93,8 @@ from urllib.parse import quote
 
 import requests
 
-from sharelift.testbed import TestbedError
-from sharelift.testbed.ports import LOOPBACK, free_port, log_tail
+from sharelift.local import LocalServerError
+from sharelift.local.ports import LOOPBACK, free_port, log_tail
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL_RUN_STATES = ("success", "failed")
@@ -108,7 +108,7 @@ _HEALTH_KEYS = {
 }
 
 
-class AirflowApiError(TestbedError):
+class AirflowApiError(LocalServerError):
     """The Airflow REST API answered with an error status."""
 
     def __init__(self, method: str, path: str, status_code: int, body: str) -> None:
@@ -265,11 +265,11 @@ class AirflowServer:
                     timeout=timeout,
                 )
             except subprocess.TimeoutExpired:
-                raise TestbedError(
+                raise LocalServerError(
                     f"`airflow db migrate` did not finish in {timeout:.0f} s:\n{log_tail(str(log))}"
                 ) from None
         if proc.returncode != 0:
-            raise TestbedError(
+            raise LocalServerError(
                 f"`airflow db migrate` failed (exit {proc.returncode}):\n{log_tail(str(log))}"
             )
         # WAL (persistent in the file): readers (UI, execution API) no longer block the one
@@ -281,7 +281,7 @@ class AirflowServer:
 
     def start(self, timeout: float = 180) -> AirflowServer:
         if self._running:
-            raise TestbedError("AirflowServer already started")
+            raise LocalServerError("AirflowServer already started")
         self.started_at = time.monotonic()
         self._running = True
         deadline = self.started_at + timeout
@@ -325,7 +325,7 @@ class AirflowServer:
         while time.monotonic() < deadline:
             for component, proc in self.processes.items():
                 if proc.poll() is not None:
-                    raise TestbedError(
+                    raise LocalServerError(
                         f"airflow {component} exited with {proc.returncode} during start-up:\n"
                         + self._logs_of([component])
                     )
@@ -341,7 +341,7 @@ class AirflowServer:
                 last = repr(exc)
             time.sleep(0.5)
         unhealthy = [c for c, key in _HEALTH_KEYS.items() if not self._healthy(last, key)]
-        raise TestbedError(
+        raise LocalServerError(
             f"Airflow was not healthy in time; last health answer: {last}\n"
             + self._logs_of(unhealthy or COMPONENTS)
         )
@@ -559,7 +559,7 @@ class AirflowServer:
         Returns the response whatever its status; see ``api()`` for raising on errors.
         """
         if not self.base_url:
-            raise TestbedError("AirflowServer is not started")
+            raise LocalServerError("AirflowServer is not started")
         if self._session is None:
             self._session = requests.Session()
         kw.setdefault("timeout", 60)
@@ -627,7 +627,7 @@ class AirflowServer:
                     f"{e.get('filename')}:\n{e.get('stack_trace')}" for e in (mine or errors)
                 )
                 why = "has an import error" if mine else f"was not parsed within {timeout:.0f} s"
-                raise TestbedError(
+                raise LocalServerError(
                     f"DAG {dag_id!r} {why}; import errors: {detail or 'none'}\n"
                     + self._logs_of(["dag-processor"])
                 )
@@ -684,7 +684,7 @@ class AirflowServer:
             f"{t['task_id']}[{t.get('map_index', -1)}]={t.get('state')}" for t in tis
         )
         hint = " (the DAG is paused: unpause() it)" if dag.get("is_paused") else ""
-        raise TestbedError(
+        raise LocalServerError(
             f"run {dag_id}/{run_id} still {state!r} after {timeout:.0f} s{hint}; tasks: "
             f"{states or 'none'}\n" + self._logs_of(["scheduler"])
         )

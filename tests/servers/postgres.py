@@ -11,8 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from sharelift.testbed import TestbedError, prerequisites
-from sharelift.testbed.ports import LOOPBACK, free_port, log_tail
+from sharelift.local.ports import LOOPBACK, free_port, log_tail
+from tests.servers import TestbedError, prerequisites
 
 
 def _bin(name: str) -> str:
