@@ -77,7 +77,7 @@ from typing import Any
 import psutil
 import yaml
 
-from sharelift.testbed.ports import LOOPBACK, free_port, log_tail
+from sharelift.local.ports import LOOPBACK, free_port, log_tail
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "NATIVE_COMPOSE_REPLICA"

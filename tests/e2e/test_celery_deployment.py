@@ -56,7 +56,7 @@ AIRFLOW_SERVICES = ("init", "scheduler", "dag-processor", "triggerer", "api-serv
 @dataclass
 class Deployment:
     compose: NativeCompose
-    airflow: Any  # sharelift.testbed.airflow.AirflowServer (REST client)
+    airflow: Any  # sharelift.local.airflow.AirflowServer (REST client)
     env: dict[str, str]
 
     @property
@@ -81,7 +81,7 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(testbed_root: Path):  # type: ignore[no-untyped-def]
-    from sharelift.testbed.airflow import AirflowServer
+    from sharelift.local.airflow import AirflowServer
 
     env = {
         "POSTGRES_PASSWORD": secrets.token_hex(16),
