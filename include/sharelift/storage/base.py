@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import stat as stat_mod
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,17 @@ class EntryKind(enum.StrEnum):
     DIR = "dir"
     SYMLINK = "symlink"
     OTHER = "other"  # fifo, socket, device: reported, never copied
+
+    @classmethod
+    def of_mode(cls, mode: int) -> EntryKind:
+        """The kind of a POSIX ``st_mode`` (local folders and NFS give one)."""
+        if stat_mod.S_ISREG(mode):
+            return cls.FILE
+        if stat_mod.S_ISDIR(mode):
+            return cls.DIR
+        if stat_mod.S_ISLNK(mode):
+            return cls.SYMLINK
+        return cls.OTHER
 
 
 @dataclass(frozen=True, slots=True)

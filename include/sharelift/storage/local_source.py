@@ -27,16 +27,6 @@ from sharelift.storage.base import (
 from sharelift.storage.beneath import Beneath, SymlinkNotFollowed
 
 
-def _kind(mode: int) -> EntryKind:
-    if stat_mod.S_ISREG(mode):
-        return EntryKind.FILE
-    if stat_mod.S_ISDIR(mode):
-        return EntryKind.DIR
-    if stat_mod.S_ISLNK(mode):
-        return EntryKind.SYMLINK
-    return EntryKind.OTHER
-
-
 def _lstat(item: _Listed) -> os.stat_result | OSError:
     try:
         return item.stat(follow_symlinks=False)
@@ -158,7 +148,7 @@ class LocalSource(Source):
                     cause = f"cannot stat: {st.strerror}"
                 yield Entry(rel, _listed_kind(item), error=f"cannot reach it: {cause}")
                 continue
-            kind = _kind(st.st_mode)
+            kind = EntryKind.of_mode(st.st_mode)
             entry = Entry(
                 rel,
                 kind,
@@ -188,7 +178,7 @@ class LocalSource(Source):
             st = self._beneath.lstat(check_relative_path(path))
         except OSError as exc:
             raise file_error(path, exc) from None
-        kind = _kind(st.st_mode)
+        kind = EntryKind.of_mode(st.st_mode)
         return Entry(
             check_relative_path(path),
             kind,

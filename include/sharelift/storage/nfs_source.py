@@ -340,16 +340,6 @@ def _clib() -> _CLib | None:
     return _c_libnfs or None
 
 
-def _kind(mode: int) -> EntryKind:
-    if stat_mod.S_ISREG(mode):
-        return EntryKind.FILE
-    if stat_mod.S_ISDIR(mode):
-        return EntryKind.DIR
-    if stat_mod.S_ISLNK(mode):
-        return EntryKind.SYMLINK
-    return EntryKind.OTHER
-
-
 def _valid_name(name: str) -> bool:
     """False for names the binding cannot pass back to libnfs (lone surrogates, NUL)."""
     if "\x00" in name:
@@ -795,7 +785,7 @@ class NfsSource(Source):
                     if mode < 0:
                         yield _unreachable(rel, prefix, mode)
                         continue
-                    kind = _kind(mode)
+                    kind = EntryKind.of_mode(mode)
                     perm = stat_mod.S_IMODE(mode)
                     if not _valid_name(name):
                         yield Entry(
@@ -930,7 +920,7 @@ class NfsSource(Source):
             lib.nfs_close(ctx, fh)
             if failure is not None:
                 raise _file_error(path, failure)
-            kind = _kind(st.nfs_mode)
+            kind = EntryKind.of_mode(st.nfs_mode)
             what = "a folder" if kind is EntryKind.DIR else "not a regular file"
             raise NotAFile(path, f"is {what}")
         stream = _NfsReadStream(self, fh, path, st.nfs_size)
@@ -1186,7 +1176,7 @@ class _NfsReadStream:
         if self._lib.nfs_fstat64(self._ctx_p, self._fh, ctypes.byref(st)) != 0:
             return  # the READ's own error says more
         if not stat_mod.S_ISREG(st.nfs_mode):
-            kind = _kind(st.nfs_mode)
+            kind = EntryKind.of_mode(st.nfs_mode)
             what = "a folder" if kind is EntryKind.DIR else "not a regular file"
             raise NotAFile(self.path, f"is {what}")
 
@@ -1265,7 +1255,7 @@ class _NfsReadStream:
 
 def _entry_from_stat(rel: str, st: Any) -> Entry:
     mode = st.nfs_mode
-    kind = _kind(mode)
+    kind = EntryKind.of_mode(mode)
     return Entry(
         rel,
         kind,
