@@ -90,6 +90,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import sharelift.storage.retrying as retrying
 from sharelift.addresses import SourceAddress
 from sharelift.errors import (
     AddressError,
@@ -101,7 +102,6 @@ from sharelift.errors import (
     SourceFilePermissionDenied,
     UnsupportedLibraryError,
 )
-from sharelift.storage import retrying
 from sharelift.storage.base import (
     Entry,
     EntryKind,

@@ -47,6 +47,7 @@ import oss2
 import oss2.exceptions as oss_exc
 from oss2.models import PartInfo
 
+import sharelift.storage.retrying as retrying
 from sharelift.addresses import DestinationAddress
 from sharelift.checksum import Crc64, crc64, crc64_combine
 from sharelift.errors import (
@@ -57,7 +58,6 @@ from sharelift.errors import (
     SourceFileChanged,
     scrub,
 )
-from sharelift.storage import retrying
 from sharelift.storage.base import (
     Destination,
     ObjectInfo,

@@ -67,6 +67,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import sharelift.storage.retrying as retrying
 from sharelift.addresses import SourceAddress
 from sharelift.errors import (
     AddressError,
@@ -79,7 +80,6 @@ from sharelift.errors import (
     UnsupportedLibraryError,
     scrub,
 )
-from sharelift.storage import retrying
 from sharelift.storage.base import (
     Entry,
     EntryKind,
