@@ -124,6 +124,14 @@ def copy_file(
         reason = f"I/O error: {exc.strerror or retrying.describe(exc)}"
     except Exception as exc:  # noqa: BLE001 - one file must never fail the subtask
         reason = retrying.describe(exc)
+    # The file failed for good: leave no resumable upload of it behind (a killed process
+    # never gets here, and its next run resumes instead). Its budget is spent, so the abort
+    # gets a short one of its own; what it cannot remove, `sharelift cleanup` does.
+    with (
+        contextlib.suppress(Exception),
+        retrying.file_scope(dataclasses.replace(policy, file_time=policy.max_wait)),
+    ):
+        destination.abandon(key)
     return FileOutcome(
         entry.path,
         key,

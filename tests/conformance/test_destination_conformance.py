@@ -269,3 +269,33 @@ def test_at_root_addresses_the_bucket_root_without_the_prefix(
         assert root.object_name("report/r.txt") == "report/r.txt"
     assert dest.head("report/r.txt") is None
     assert read_back(destination_env.destination(prefix=""), "report/r.txt") == b"r"
+
+
+def test_abandon_removes_an_interrupted_upload_and_its_checkpoint(
+    destination_env: DestinationEnv,
+) -> None:
+    dest = destination_env.destination()
+    data = os.urandom(destination_env.transfer.multipart_threshold * 3)
+    with pytest.raises(ConnectionError):
+        dest.put("given-up.bin", FailingStream(data, len(data) // 2), len(data))
+    dest.abandon("given-up.bin")
+    dest.abandon("given-up.bin")  # twice, or with nothing to abandon: harmless
+    assert leftovers(destination_env, dest) == []
+    assert list(dest.incomplete_uploads()) == []
+    folder = destination_env.transfer.checkpoint_dir
+    assert not folder or not os.path.isdir(folder) or os.listdir(folder) == []
+    assert dest.head("given-up.bin") is None
+
+
+def test_incomplete_uploads_are_listed_and_aborted(destination_env: DestinationEnv) -> None:
+    if not destination_env.resumable:
+        pytest.skip(f"{destination_env.backend} destination leaves no upload half-done")
+    dest = destination_env.destination()
+    data = os.urandom(destination_env.transfer.multipart_threshold * 3)
+    with pytest.raises(ConnectionError):
+        dest.put("orphan.bin", FailingStream(data, len(data) // 2), len(data))
+    (upload,) = dest.incomplete_uploads()
+    assert upload.key == "orphan.bin" and upload.initiated_ns
+    dest.abort_upload(upload)
+    dest.abort_upload(upload)  # already gone: not an error
+    assert list(dest.incomplete_uploads()) == []

@@ -237,6 +237,17 @@ class PutResult:
 
 
 @dataclass(frozen=True, slots=True)
+class IncompleteUpload:
+    """A multipart upload that was started and neither completed nor aborted: its parts
+    take space (and are billed) but no object shows them. ``key`` is relative to the
+    destination's root; ``initiated_ns`` when the server tells it."""
+
+    key: str
+    upload_id: str
+    initiated_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TransferConfig:
     """How a destination moves bytes. Sizes in bytes.
 
@@ -339,6 +350,20 @@ class Destination(ABC):
         """Which of ``keys`` exist (see ``listed``)."""
         found = self.listed(keys)
         return None if found is None else set(found)
+
+    def abandon(self, key: str) -> None:  # noqa: B027 - optional hook
+        """Give up the put of ``key`` for good (its file finally failed): abort a resumable
+        upload left from it and forget its checkpoint, so that nothing of it stays behind.
+        Not called when the process dies: then the next run resumes. May raise
+        ``DestinationError`` (the caller keeps the file's own failure)."""
+
+    def incomplete_uploads(self) -> Iterator[IncompleteUpload]:
+        """The multipart uploads under this destination's root that were never completed
+        nor aborted (``sharelift cleanup``). None where puts are never left half-done."""
+        return iter(())
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:  # noqa: B027 - optional hook
+        """Abort one of ``incomplete_uploads()``; an upload already gone is not an error."""
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[Callable[[], None]]:

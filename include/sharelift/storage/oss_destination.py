@@ -22,11 +22,16 @@ missing (an OSS-compatible server, a proxy that drops it) a HEAD is asked, and w
 has none either, the object is read back and summed. An ETag proves nothing (it is not a
 checksum of the bytes for multipart objects, nor on every compatible server).
 
-Resumable multipart: each part's number, ETag and CRC-64 go to a small JSON checkpoint
-(``TransferConfig.checkpoint_dir``) as soon as the part is stored. A later put of the same
-key with the same size and source mtime re-reads the source (it must, to compute the CRC
-of the whole object), but uploads only the parts the server does not already hold with the
-same CRC.
+Resumable multipart: each part's number, ETag and CRC-64 are appended to the upload's
+checkpoint (``sharelift.storage.checkpoint``, in ``TransferConfig.checkpoint_dir``) as soon
+as the part is stored. A later put of the same key with the same size and source mtime
+re-reads the source (it must, to compute the CRC of the whole object), but uploads only the
+parts the server does not already hold with the same CRC.
+
+Leftovers: a process that is killed keeps its upload and checkpoint (the next run resumes
+them). A file that finally fails has them removed by ``abandon``; what is left anyway (a
+server that was down when the abort was sent) is listed by ``incomplete_uploads`` and
+removed by ``abort_upload`` (``sharelift cleanup``).
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ import builtins
 import contextlib
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -60,12 +64,14 @@ from sharelift.errors import (
 )
 from sharelift.storage.base import (
     Destination,
+    IncompleteUpload,
     ObjectInfo,
     ProgressCallback,
     PutResult,
     ReadStream,
     TransferConfig,
 )
+from sharelift.storage.checkpoint import CheckpointFile, PartRecord, UploadHeader
 from sharelift.storage.streaming import ExactReader
 
 # oss2 logs every request at DEBUG and every error answer (each HEAD of a missing object:
@@ -269,75 +275,43 @@ class OssDestination(Destination):
 
     # -- multipart -----------------------------------------------------------------
 
-    def _checkpoint_path(self, key: str) -> str | None:
+    def _checkpoint(self, key: str) -> CheckpointFile | None:
         if not self.transfer.checkpoint_dir:
             return None
         ident = f"{self.address.endpoint}\0{self.address.bucket}\0{self._key(key)}"
         name = hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json"
-        return os.path.join(self.transfer.checkpoint_dir, name)
+        return CheckpointFile(os.path.join(self.transfer.checkpoint_dir, name))
 
-    def _load_checkpoint(
-        self, path: str | None, key: str, size: int, mtime: int | None, part_size: int
-    ) -> tuple[str | None, dict[int, dict[str, Any]]]:
-        if path is None:
+    def _resume_point(
+        self, checkpoint: CheckpointFile | None, header: UploadHeader
+    ) -> tuple[str | None, dict[int, PartRecord]]:
+        """The upload to go on with and its parts the server holds as recorded; ``(None,
+        {})`` when there is none (an upload for other bytes of the key is aborted)."""
+        cp = checkpoint.read() if checkpoint is not None else None
+        if cp is None:
             return None, {}
-        try:
-            with open(path) as f:
-                cp = json.load(f)
-        except (OSError, ValueError):
-            return None, {}
-        if (cp.get("key"), cp.get("size"), cp.get("mtime_ns"), cp.get("part_size")) != (
-            self._key(key),
-            size,
-            mtime,
-            part_size,
+        recorded = cp.header
+        if (recorded.key, recorded.size, recorded.mtime_ns, recorded.part_size) != (
+            header.key,
+            header.size,
+            header.mtime_ns,
+            header.part_size,
         ):
-            self._abort_quietly(cp.get("key", ""), cp.get("upload_id"))
+            self._abort_quietly(recorded.key, recorded.upload_id)
             return None, {}
-        upload_id = cp["upload_id"]
         try:
             listed = {
-                p.part_number: p for p in oss2.PartIterator(self._bucket, self._key(key), upload_id)
+                p.part_number: p
+                for p in oss2.PartIterator(self._bucket, header.key, recorded.upload_id)
             }
-        except oss_exc.NoSuchUpload:
-            return None, {}
-        except oss_exc.OssError:
+        except oss_exc.OssError:  # NoSuchUpload (aborted, completed) or unreachable
             return None, {}
         done = {}
-        for num_s, part in cp.get("parts", {}).items():
-            num = int(num_s)
+        for num, part in cp.parts.items():
             server = listed.get(num)
-            if server is not None and server.etag == part["etag"] and server.size == part["size"]:
+            if server is not None and server.etag == part.etag and server.size == part.size:
                 done[num] = part
-        return upload_id, done
-
-    def _save_checkpoint(
-        self,
-        path: str | None,
-        key: str,
-        size: int,
-        mtime: int | None,
-        part_size: int,
-        upload_id: str,
-        parts: dict[int, dict[str, Any]],
-    ) -> None:
-        if path is None:
-            return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{threading.get_ident()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(
-                {
-                    "key": self._key(key),
-                    "size": size,
-                    "mtime_ns": mtime,
-                    "part_size": part_size,
-                    "upload_id": upload_id,
-                    "parts": {str(k): v for k, v in parts.items()},
-                },
-                f,
-            )
-        os.replace(tmp, path)
+        return recorded.upload_id, done
 
     def _abort_quietly(self, full_key: str, upload_id: str | None) -> None:
         if not upload_id:
@@ -357,16 +331,20 @@ class OssDestination(Destination):
         progress: ProgressCallback | None,
     ) -> PutResult:
         part_size = self.transfer.part_size_for(size)
-        cp_path = self._checkpoint_path(key)
-        upload_id, done = self._load_checkpoint(cp_path, key, size, mtime, part_size)
         full_key = self._key(key)
+        checkpoint = self._checkpoint(key)
+        header = UploadHeader(full_key, size, mtime, part_size, "")
+        upload_id, done = self._resume_point(checkpoint, header)
         if upload_id is None:
             upload_id = self._request(
                 key,
                 "initiate multipart upload",
                 lambda: self._bucket.init_multipart_upload(full_key, headers=headers),
             ).upload_id
-            self._save_checkpoint(cp_path, key, size, mtime, part_size, upload_id, {})
+        if checkpoint is not None:
+            # Fresh, or the resumed upload's parts as the server confirmed them: written
+            # once per put; each part stored from here on appends one line.
+            checkpoint.start(dataclasses.replace(header, upload_id=upload_id), done)
 
         reader = ExactReader(
             stream, size, key, chunk_size=self.read_chunk_size, progress=progress, track_crc=False
@@ -391,9 +369,11 @@ class OssDestination(Destination):
                         f"{server_crc}",
                         transient=True,
                     )
+                record = PartRecord(etag=res.etag, size=len(data), crc=crc)
                 with lock:
-                    done[num] = {"etag": res.etag, "size": len(data), "crc": crc}
-                    self._save_checkpoint(cp_path, key, size, mtime, part_size, upload_id, done)
+                    done[num] = record
+                    if checkpoint is not None:
+                        checkpoint.record(num, record)
             finally:
                 slots.release()
 
@@ -410,7 +390,7 @@ class OssDestination(Destination):
                         crc = crc64(data)
                         part_crcs[num] = (crc, len(data))
                         prior = done.get(num)
-                        if prior and prior["crc"] == crc and prior["size"] == len(data):
+                        if prior and prior.crc == crc and prior.size == len(data):
                             resumed += len(data)
                             continue
                         slots.acquire()  # bounds memory: at most N parts read ahead
@@ -428,18 +408,20 @@ class OssDestination(Destination):
             for n in sorted(part_crcs):
                 c, length = part_crcs[n]
                 total_crc = crc64_combine(total_crc, c, length)
-            parts = [PartInfo(n, done[n]["etag"]) for n in sorted(part_crcs)]
+            parts = [PartInfo(n, done[n].etag) for n in sorted(part_crcs)]
             completed = self._complete(key, full_key, upload_id, parts)
         except BaseException as exc:
             # Keep the upload for a resume only when the source is unchanged and a
             # checkpoint exists; otherwise nobody could resume it, so abort it.
-            if cp_path is None or isinstance(exc, (SourceFileChanged, ChecksumMismatch)):
+            if checkpoint is None or isinstance(exc, (SourceFileChanged, ChecksumMismatch)):
                 self._abort_quietly(full_key, upload_id)
-                self._remove_checkpoint(cp_path)
+                if checkpoint is not None:
+                    checkpoint.remove()
             if isinstance(exc, oss_exc.OssError):
                 raise DestinationError(key, _object_cause(exc), transient=transient(exc)) from None
             raise
-        self._remove_checkpoint(cp_path)
+        if checkpoint is not None:
+            checkpoint.remove()
         crc_header = completed.headers.get(CRC_HEADER) if completed is not None else None
         self._prove_crc(key, total_crc, size, crc_header)
         return PutResult(
@@ -467,14 +449,6 @@ class OssDestination(Destination):
                 raise
 
         return self._request(key, "complete multipart upload", complete)
-
-    @staticmethod
-    def _remove_checkpoint(path: str | None) -> None:
-        if path:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
     # -- reading, listing, deleting ----------------------------------------------
 
@@ -548,11 +522,38 @@ class OssDestination(Destination):
         self._request(key, "DELETE", delete_if_there)
 
     def list_multipart_uploads(self) -> builtins.list[tuple[str, str]]:
-        """(key, upload id) of unfinished multipart uploads under the prefix (tests, clean-up)."""
-        return [
-            (u.key[len(self.prefix) :], u.upload_id)
-            for u in oss2.MultipartUploadIterator(self._bucket, prefix=self.prefix)
-        ]
+        """(key, upload id) of unfinished multipart uploads under the prefix (tests)."""
+        return [(u.key, u.upload_id) for u in self.incomplete_uploads()]
+
+    # -- leftovers -------------------------------------------------------------------
+
+    def incomplete_uploads(self) -> Iterator[IncompleteUpload]:
+        cut = len(self.prefix)
+        try:
+            for u in oss2.MultipartUploadIterator(self._bucket, prefix=self.prefix):
+                yield IncompleteUpload(
+                    key=u.key[cut:],
+                    upload_id=u.upload_id,
+                    initiated_ns=int(u.initiated) * 1_000_000_000 if u.initiated else None,
+                )
+        except oss_exc.OssError as exc:
+            raise DestinationError(self.prefix or "/", _object_cause(exc)) from None
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        def abort() -> None:
+            with contextlib.suppress(oss_exc.NoSuchUpload):
+                self._bucket.abort_multipart_upload(self._key(upload.key), upload.upload_id)
+
+        self._request(upload.key, "abort of multipart upload", abort)
+
+    def abandon(self, key: str) -> None:
+        checkpoint = self._checkpoint(key)
+        cp = checkpoint.read() if checkpoint is not None else None
+        if checkpoint is None or cp is None:
+            return
+        if cp.header.key == self._key(key):
+            self.abort_upload(IncompleteUpload(key, cp.header.upload_id))
+        checkpoint.remove()
 
     def close(self) -> None:
         try:
