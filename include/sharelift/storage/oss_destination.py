@@ -534,7 +534,9 @@ class OssDestination(Destination):
                 yield IncompleteUpload(
                     key=u.key[cut:],
                     upload_id=u.upload_id,
-                    initiated_ns=int(u.initiated) * 1_000_000_000 if u.initiated else None,
+                    initiated_ns=int(u.initiation_date) * 1_000_000_000
+                    if u.initiation_date
+                    else None,
                 )
         except oss_exc.OssError as exc:
             raise DestinationError(self.prefix or "/", _object_cause(exc)) from None
