@@ -15,6 +15,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "set, show or clear a job's live bandwidth limit",
     ),
     "retry": ("sharelift.retry_cli", "retry a failed run: migrate exactly its error list"),
+    "cleanup": (
+        "sharelift.cleanup_cli",
+        "remove a job's incomplete multipart uploads and checkpoints older than an age",
+    ),
     "airflow-setup": (
         "sharelift.airflow.setup_cli",
         "once per deployment: create the copy pool (2 slots per CPU, 4-20) and work folder",
@@ -30,7 +34,7 @@ DESCRIPTION = """\
 Migrate NFS exports, SMB shares and local folders into Alibaba Cloud OSS buckets through
 Apache Airflow. Jobs run as Airflow DAGs (trigger sharelift_migrate, or declare a job file);
 these commands show their runs, change a running job's bandwidth limit, retry failed runs,
-prepare a deployment and run a demo."""
+remove leftovers of failed uploads, prepare a deployment and run a demo."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -405,6 +405,18 @@ def test_list_multipart_uploads_shows_open_uploads(bucket) -> None:
     assert top.prefix_list == ["u/"] and [u.key for u in top.upload_list] == ["v"]
 
 
+def test_listed_uploads_carry_their_start_time_and_go_once_aborted(bucket) -> None:
+    before = int(time.time())
+    upload_id = bucket.init_multipart_upload("job/left.bin").upload_id
+    bucket.init_multipart_upload("other/kept.bin")
+    (listed,) = oss2.MultipartUploadIterator(bucket, prefix="job/")
+    assert listed.upload_id == upload_id
+    assert before - 1 <= listed.initiation_date <= int(time.time()) + 1
+    bucket.abort_multipart_upload("job/left.bin", upload_id)
+    assert list(oss2.MultipartUploadIterator(bucket, prefix="job/")) == []
+    assert [u.key for u in oss2.MultipartUploadIterator(bucket)] == ["other/kept.bin"]
+
+
 # ---- buckets
 
 
