@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import logging
 import time
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from sharelift.storage.base import (
     TransferConfig,
 )
 from sharelift.storage.retrying import RetryPolicy
+
+log = logging.getLogger(__name__)
 
 
 class Status(enum.StrEnum):
@@ -127,11 +130,16 @@ def copy_file(
     # The file failed for good: leave no resumable upload of it behind (a killed process
     # never gets here, and its next run resumes instead). Its budget is spent, so the abort
     # gets a short one of its own; what it cannot remove, `sharelift cleanup` does.
-    with (
-        contextlib.suppress(Exception),
-        retrying.file_scope(dataclasses.replace(policy, file_time=policy.max_wait)),
-    ):
-        destination.abandon(key)
+    short = dataclasses.replace(policy, request_time=policy.max_wait, file_time=policy.max_wait)
+    try:
+        with retrying.file_scope(short):
+            destination.abandon(key)
+    except Exception as exc:  # noqa: BLE001 - the file's own failure is what is recorded
+        log.warning(
+            "could not remove the partial upload of %s (%s); `sharelift cleanup` will",
+            key,
+            scrub(retrying.describe(exc)),
+        )
     return FileOutcome(
         entry.path,
         key,

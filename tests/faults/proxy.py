@@ -7,7 +7,9 @@
 Each request from the client is read whole (head and body), then, by the ``Faults`` in force:
 answered with an error status without reaching the server; forwarded with one bit of its
 body flipped; forwarded after a delay; forwarded and its answer dropped with a TCP reset (the
-server did the work, the client never hears of it); or answered 403 if it is an object PUT.
+server did the work, the client never hears of it); or answered 403 if it is an object PUT;
+or, for every part of a multipart upload, answered with ``part_status``. UploadPart requests
+are counted in ``proxy.parts`` (how many parts a copy sent).
 Answers may lose their ``x-oss-hash-crc64ecma`` header (a compatible endpoint or a proxy
 that strips it). Every injected fault is counted in ``proxy.injected``.
 
@@ -42,6 +44,7 @@ class Faults:
     flip_rate: float = 0.0  # one bit of a PUT body flipped on the way to the server
     strip_crc: bool = False  # the CRC-64 header removed from every answer
     forbid_put_rate: float = 0.0  # object PUTs answered 403 AccessDenied
+    part_status: int = 0  # when set, every UploadPart answered with it (403: AccessDenied)
     seed: int = 13
 
 
@@ -142,6 +145,7 @@ class FaultProxy:
         self.faults = faults or Faults()
         self.injected: collections.Counter[str] = collections.Counter()
         self.requests = 0
+        self.parts = 0  # UploadPart requests received (whatever became of them)
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -226,6 +230,10 @@ class FaultProxy:
         f = self.faults
         method, target = first.split(b" ")[:2]
         is_object_put = method == b"PUT" and target.count(b"/") >= 2 and b"?" not in target
+        is_part = method == b"PUT" and b"partNumber=" in target and b"uploadId=" in target
+        if is_part:
+            with self._lock:
+                self.parts += 1
         if f.delay_rate and self._chance(f.delay_rate):
             self._count("delay")
             time.sleep(f.delay)
@@ -239,6 +247,16 @@ class FaultProxy:
             client.sendall(
                 b"HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
                 % (status, reason)
+            )
+            return True
+        if is_part and f.part_status:
+            self._count(f"{f.part_status} on UploadPart")
+            body = _FORBIDDEN if f.part_status == 403 else b""
+            kind = b"application/xml" if body else b"text/plain"
+            client.sendall(
+                b"HTTP/1.1 %d Refused\r\nContent-Type: %s\r\n"
+                b"x-oss-request-id: FAULTPROXY\r\nContent-Length: %d\r\n\r\n%s"
+                % (f.part_status, kind, len(body), body)
             )
             return True
         if is_object_put and self._chance(f.forbid_put_rate):
