@@ -49,12 +49,13 @@ def args_for(copy: Any) -> str:
 
 def main(argv: list[str]) -> int:
     from sharelift.addresses import DestinationAddress, SourceAddress
+    from sharelift.secret import Secret
     from sharelift.storage import TransferConfig
     from tests.faults.conftest import QUICK, Copy
 
     args = json.loads(argv[0])
     destination = DestinationAddress(
-        **args["destination"], access_key_secret=os.environ[SECRET_ENV]
+        **args["destination"], access_key_secret=Secret(os.environ[SECRET_ENV])
     )
     copy = Copy(
         Path(args["tmp_path"]),
