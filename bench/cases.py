@@ -101,15 +101,19 @@ def engine(p: dict[str, Any]) -> dict[str, Any]:
 
 def scan(p: dict[str, Any]) -> dict[str, Any]:
     from sharelift.engine.jobs import JobSpec
+    from sharelift.engine.manifest import Manifest
     from sharelift.engine.scan import scan as do_scan
+    from sharelift.engine.state import StateStore
     from sharelift.storage import open_source
 
     job = JobSpec(name="bench-scan", source="bench-src", destination="bench-dst")
+    state = StateStore(f"sqlite:///{p['manifest']}")
     with open_source(source_address(p["source"])) as source:
         source.check()
         t = time.perf_counter()
-        result = do_scan(source, job, p["manifest"])
+        result = do_scan(source, job, Manifest(state, job.name, "bench"))
         seconds = time.perf_counter() - t
+    state.close()
     os.unlink(p["manifest"])
     return {
         "files": result.files_seen,
@@ -252,7 +256,93 @@ def crc(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-CASES = {"engine": engine, "scan": scan, "read": read, "oss2": oss2_upload, "crc": crc}
+# -- a very large job's plan: scan, partition and the state database's bookkeeping ---------
+
+
+def _plan_phase(name: str, p: dict[str, Any]) -> dict[str, float]:
+    """One phase of ``plan`` in this process (a fresh one per phase, as a task is)."""
+    from sharelift.addresses import DestinationAddress, SourceAddress
+    from sharelift.engine import steps
+    from sharelift.engine.jobs import JobSpec
+
+    job = JobSpec(
+        name="bench-plan",
+        source="bench-synthetic",
+        destination="bench-null",
+        subtask_files=p["subtask_files"],
+        subtask_bytes=1024**4,
+        dry_run=True,
+    )
+    src = SourceAddress(name="bench-synthetic", protocol="synthetic", share=str(p["files"]))
+    # A dry run writes nothing, so a folder that does not exist is never touched: the
+    # bookkeeping is measured without a destination's cost.
+    dst = DestinationAddress(name="bench-null", kind="local", path=p["null_dir"])
+    t = time.perf_counter()
+    extra: dict[str, float] = {}
+    with steps.open_run(
+        job, "bench", src, dst, work_dir=p["work_dir"], state_url=p["state_url"]
+    ) as run:
+        if name == "scan":
+            extra["files"] = steps.scan(run).files_seen
+        elif name == "partition":
+            subtasks = steps.partition(run)
+            groups = steps.group(subtasks, p["max_groups"])
+            extra["subtasks"], extra["groups"] = len(subtasks), len(groups)
+        else:
+            from sharelift.engine.partition import SubtaskGroup, group
+
+            stored = run.manifest.subtasks()
+            from sharelift.engine.partition import Subtask
+
+            plain = [Subtask(s.index, s.start_row, s.stop_row, s.files, s.bytes) for s in stored]
+            done = 0
+            for g in group(plain, p["max_groups"]):
+                counts = steps.copy_group(run, SubtaskGroup.from_dict(g.to_dict()))
+                done += sum(counts.values())
+            extra["outcomes"] = done
+    extra["seconds"] = time.perf_counter() - t
+    extra["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return extra
+
+
+def plan(p: dict[str, Any]) -> dict[str, Any]:
+    """A synthetic listing of ``files`` entries (no files anywhere): scan into the state
+    database, partition into subtasks and groups, then every group's subtasks worked
+    through as copy tasks do, as a dry run (the manifest rows read, each file's outcome
+    recorded, each subtask marked done). Each phase runs in a process of its own."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    logging.getLogger("sharelift").setLevel(logging.WARNING)
+    phases: dict[str, dict[str, float]] = {}
+    context = multiprocessing.get_context("spawn")
+    for name in ("scan", "partition", "bookkeeping"):
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            phases[name] = pool.submit(_plan_phase, name, p).result()
+    seconds = sum(ph["seconds"] for ph in phases.values())
+    millions = p["files"] / 1e6
+    return {
+        "files": p["files"],
+        "bytes": 0,
+        "seconds": seconds,
+        "phases": {k: v["seconds"] for k, v in phases.items()},
+        "phase_rss_mb": {k: v["maxrss_mb"] for k, v in phases.items()},
+        "seconds_per_million": {k: v["seconds"] / millions for k, v in phases.items()},
+        "subtasks": phases["partition"]["subtasks"],
+        "groups": phases["partition"]["groups"],
+        "outcomes": phases["bookkeeping"]["outcomes"],
+        **_maxrss_mb(),
+    }
+
+
+CASES = {
+    "engine": engine,
+    "scan": scan,
+    "read": read,
+    "oss2": oss2_upload,
+    "crc": crc,
+    "plan": plan,
+}
 
 
 def child_main() -> int:

@@ -556,11 +556,45 @@ class Report:
                     f"({crc['engine_copy_s']:.2f} s): {crc['engine_cost'] * 100:.1f} % (upper "
                     "bound: the workers compute their CRCs in parallel)."
                 )
+        lines += self.plan_lines()
         errors = [r for r in self.rows if r.error]
         if errors:
             lines += ["", "## Errors", ""]
             lines += [f"- {r.label}: {r.error}" for r in errors]
         return "\n".join(lines) + "\n"
+
+    def plan_lines(self) -> list[str]:
+        """The synthetic plan case: scan, partition and bookkeeping of a very large job."""
+        plans = [r for r in self.ok if r.kind == "plan"]
+        if not plans:
+            return []
+        lines = [
+            "",
+            "## A very large job's plan (synthetic listing, no files)",
+            "",
+            "Scan into the state database, partition into subtasks of 1,000 files and at most "
+            "1,024 groups, then every group worked through as a copy task does, as a dry run "
+            "(manifest rows read, an outcome recorded per file, each subtask marked done). "
+            "Each phase in a process of its own.",
+            "",
+        ]
+        head = ["case", "state db", "subtasks", "groups", "phase", "s", "s per 10^6", "peak RSS MB"]
+        rows = []
+        for r in plans:
+            for phase, seconds in r.extra["phases"].items():
+                rows.append(
+                    [
+                        r.label,
+                        r.extra.get("state_db", ""),
+                        f"{r.extra['subtasks']:,}",
+                        f"{r.extra['groups']:,}",
+                        phase,
+                        fmt(seconds, 1),
+                        fmt(r.extra["seconds_per_million"][phase], 1),
+                        fmt(r.extra["phase_rss_mb"][phase]),
+                    ]
+                )
+        return lines + self._table(head, rows)
 
     def console(self) -> str:
         lines = ["TARGETS"]

@@ -58,6 +58,7 @@ MODES: dict[str, dict[str, Any]] = {
         "concurrency": [4, 8, 16],
         "airflow_matrix": False,
         "fit_subtasks": (4, 20),
+        "plan_files": 1_000_000,
     },
     "full": {
         "s_files": 10_000,
@@ -68,6 +69,7 @@ MODES: dict[str, dict[str, Any]] = {
         "concurrency": [4, 8, 16],
         "airflow_matrix": True,
         "fit_subtasks": (10, 50),
+        "plan_files": 10_000_000,
     },
 }
 
@@ -148,7 +150,7 @@ class Bench:
         self.args = args
         self.mode = "quick" if args.quick else "full"
         self.cfg = dict(MODES[self.mode])
-        for key in ("s_files", "b_files", "m_files"):
+        for key in ("s_files", "b_files", "m_files", "plan_files"):
             if getattr(args, key) is not None:
                 self.cfg[key] = getattr(args, key)
         if args.workers:
@@ -425,7 +427,7 @@ class Bench:
     # -- one row each ----------------------------------------------------------------
 
     def scan_row(self, row: Row, source: str, dataset: str) -> None:
-        manifest = str(self.scratch / "scan-manifest.parquet")
+        manifest = str(self.scratch / "scan-state.db")
         params = {"source": self.source(source, dataset), "manifest": manifest}
         self.fill(row, *self.run_child("scan", params, row.label))
 
@@ -528,6 +530,36 @@ class Bench:
             row.error = f"{res['failed']} files failed"
 
     # -- phases ----------------------------------------------------------------------
+
+    def plan_row(self, row: Row) -> None:
+        work = self.scratch / "plan"
+        work.mkdir(exist_ok=True)
+        params = {
+            "files": self.cfg["plan_files"],
+            "subtask_files": 1000,
+            "max_groups": 1024,
+            "work_dir": str(work / "work"),
+            "null_dir": str(work / "nothing-written-here"),
+            "state_url": self.args.plan_state_url or f"sqlite:///{work / 'state.db'}",
+        }
+        try:
+            res, rss = self.run_child("plan", params, row.label)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        self.fill(row, res, rss)
+        row.extra = {
+            k: res[k]
+            for k in ("phases", "phase_rss_mb", "seconds_per_million", "subtasks", "groups")
+        }
+        row.extra["state_db"] = "postgresql" if self.args.plan_state_url else "sqlite"
+        if res["outcomes"] != res["files"]:
+            row.error = f"{res['outcomes']} outcomes recorded for {res['files']} files"
+
+    def phase_plan(self) -> None:
+        self.log("phase: a very large job's plan (synthetic listing: scan, partition, bookkeeping)")
+        files = self.cfg["plan_files"]
+        name = f"{files // 1_000_000}M" if files % 1_000_000 == 0 else str(files)
+        self.measure(Row("plan", "synthetic", "-", name), self.plan_row)
 
     def phase_scan(self) -> None:
         self.log("phase: scanning (sharelift scan into a manifest; find; rclone lsf -R)")
@@ -836,6 +868,9 @@ class Bench:
             f"sets S={self.spec.s_files} B={self.spec.b_files}x{self.spec.b_mib} MiB "
             f"M={self.spec.m_files}"
         )
+        self.phase_plan()
+        if self.only is not None and self.only.pattern.lstrip("^").startswith("plan"):
+            return 0  # the plan case needs no data set and no server
         self.gen_seconds = datagen.generate(self.data, self.spec, log=self.log)
         for ds in ("S", "B", "M"):
             self.totals[ds] = datagen.totals(self.data / SETS[ds])
@@ -973,6 +1008,12 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", help="engine worker counts, e.g. 2,4 (default: full 2,4; quick 2)"
     )
     parser.add_argument("--only", help="run only the cases whose label matches this regex")
+    parser.add_argument(
+        "--plan-files", type=int, help="entries of the synthetic plan case (default 10,000,000)"
+    )
+    parser.add_argument(
+        "--plan-state-url", help="state database of the plan case (default: SQLite in scratch)"
+    )
     parser.add_argument("--data", help="generate/reuse the data sets in this folder (kept)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--profile", help="record every child case with py-spy into this folder")

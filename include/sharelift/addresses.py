@@ -17,7 +17,7 @@ from sharelift.path_rules import check_folder_name, check_path
 from sharelift.secret import Secret
 
 ADDRESS_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{3,63}$")
-SourceProtocol = Literal["local", "nfs", "smb"]
+SourceProtocol = Literal["local", "nfs", "smb", "synthetic"]
 DestinationKind = Literal["oss", "local"]
 
 
@@ -59,6 +59,8 @@ class SourceAddress:
       ``port`` (NFS) and ``mount_port`` to skip the portmapper; ``path`` = sub-folder.
     * ``smb``: ``host``, ``share`` = the share name; ``username``/``password``;
       optional ``port`` (default 445) and ``domain``; ``path`` = sub-folder.
+    * ``synthetic``: ``share`` = how many files a generated listing holds (benchmarks and
+      tests of very large jobs: no files anywhere, ``sharelift.storage.synthetic_source``).
     """
 
     name: str
@@ -79,14 +81,22 @@ class SourceAddress:
         validate_address_name(self.name)
         if isinstance(self.password, str):
             object.__setattr__(self, "password", Secret(self.password))
-        if self.protocol not in ("local", "nfs", "smb"):
-            raise ConfigError("protocol", f"must be one of local, nfs, smb (got {self.protocol!r})")
+        if self.protocol not in ("local", "nfs", "smb", "synthetic"):
+            raise ConfigError(
+                "protocol", f"must be one of local, nfs, smb, synthetic (got {self.protocol!r})"
+            )
         _validate_port(self.port, "port")
         _validate_port(self.mount_port, "mount_port")
         if self.protocol == "local":
             if not self.path:
                 raise ConfigError("path", "a local source needs an absolute folder path")
             object.__setattr__(self, "path", check_path(self.path, "path", "absolute"))
+            return
+        if self.protocol == "synthetic":
+            if not self.share.isdigit() or int(self.share) < 1:
+                raise ConfigError(
+                    "share", f"a synthetic source needs a file count like 1000 (got {self.share!r})"
+                )
             return
         _validate_host(self.host)
         # Every path field follows the one path rule: no '..', '.' or empty folder names.
@@ -109,6 +119,8 @@ class SourceAddress:
         """Where the files are, for reports: no credentials, ever."""
         if self.protocol == "local":
             return f"file://{self.path.rstrip('/')}"
+        if self.protocol == "synthetic":
+            return f"synthetic:///{self.share}"
         share = self.share.strip("/")
         sub = f"/{self.path.strip('/')}" if self.path.strip("/") else ""
         return f"{self.protocol}://{self.host}/{share}{sub}"
@@ -146,6 +158,12 @@ class DestinationAddress:
             if not self.path:
                 raise ConfigError("path", "a local destination needs an absolute folder path")
             object.__setattr__(self, "path", check_path(self.path, "path", "absolute"))
+            return
+        if self.protocol == "synthetic":
+            if not self.share.isdigit() or int(self.share) < 1:
+                raise ConfigError(
+                    "share", f"a synthetic source needs a file count like 1000 (got {self.share!r})"
+                )
             return
         if not self.endpoint:
             raise ConfigError("endpoint", "is required for an OSS destination")

@@ -11,9 +11,9 @@ import pytest
 from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.checksum import crc64
 from sharelift.engine.jobs import JobSpec
+from sharelift.engine.manifest import Manifest
 from sharelift.engine.partition import partition
 from sharelift.engine.report import REPORT_ROOT
-from sharelift.engine.run_paths import RunPaths
 from sharelift.engine.runner import run_job
 from sharelift.engine.scan import scan
 from sharelift.storage import open_source
@@ -61,12 +61,12 @@ def copied_subtask(env):  # type: ignore[no-untyped-def]
 
     _, src, dst, work, _ = env
     job = JobSpec(name="local-job", source="src-local", destination="dst-local")
-    paths = RunPaths(str(work), job.name, "run1")
     state = StateStore(f"sqlite:///{work}/state.db")
+    manifest = Manifest(state, job.name, "run1")
     with open_source(src) as source, open_destination(dst) as destination:
-        scan(source, job, paths.manifest)
-        (subtask,) = partition(paths.manifest, 1000, 10**12)
-        run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+        scan(source, job, manifest)
+        (subtask,) = partition(manifest, 1000, 10**12)
+        run_subtask(job, "run1", subtask, manifest, source, destination, state)
         yield job, destination, state
 
 
@@ -157,8 +157,10 @@ def test_partition_closes_a_subtask_at_the_file_count_or_the_size(tmp_path: Path
     src.mkdir()
     for i in range(10):
         (src / f"f{i}").write_bytes(b"x" * 1024 * 1024)
+    from sharelift.engine.state import StateStore
+
     job = JobSpec(name="part-job", source="a", destination="b")
-    manifest = str(tmp_path / "m.parquet")
+    manifest = Manifest(StateStore(f"sqlite:///{tmp_path}/state.db"), job.name, "run1")
     with open_source(SourceAddress(name="src", protocol="local", path=str(src))) as source:
         scan(source, job, manifest)
     assert [s.files for s in partition(manifest, 4, 10**12)] == [4, 4, 2]
@@ -172,14 +174,14 @@ def test_a_file_deleted_after_the_scan_fails_alone_with_its_reason(env) -> None:
 
     files, src, dst, work, _ = env
     job = JobSpec(name="local-job", source="src-local", destination="dst-local")
-    paths = RunPaths(str(work), job.name, "run1")
     victim = sorted(files)[0]
     state = StateStore(f"sqlite:///{work}/state.db")
+    manifest = Manifest(state, job.name, "run1")
     with open_source(src) as source, open_destination(dst) as destination:
-        scan(source, job, paths.manifest)
+        scan(source, job, manifest)
         os.unlink(Path(src.path) / victim)
-        (subtask,) = partition(paths.manifest, 1000, 10**12)
-        counts = run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+        (subtask,) = partition(manifest, 1000, 10**12)
+        counts = run_subtask(job, "run1", subtask, manifest, source, destination, state)
     assert counts == {"copied": len(files) - 1, "failed": 1}
     (failed,) = list(state.iter_outcomes(job.name, "run1", status="failed"))
     assert failed["path"] == victim
@@ -193,13 +195,13 @@ def test_a_rerun_subtask_copies_nothing_twice(env) -> None:  # type: ignore[no-u
 
     files, src, dst, work, _ = env
     job = JobSpec(name="local-job", source="src-local", destination="dst-local")
-    paths = RunPaths(str(work), job.name, "run1")
     state = StateStore(f"sqlite:///{work}/state.db")
+    manifest = Manifest(state, job.name, "run1")
     with open_source(src) as source, open_destination(dst) as destination:
-        scan(source, job, paths.manifest)
-        (subtask,) = partition(paths.manifest, 1000, 10**12)
-        first = run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
-        second = run_subtask(job, "run1", subtask, paths.manifest, source, destination, state)
+        scan(source, job, manifest)
+        (subtask,) = partition(manifest, 1000, 10**12)
+        first = run_subtask(job, "run1", subtask, manifest, source, destination, state)
+        second = run_subtask(job, "run1", subtask, manifest, source, destination, state)
     assert first == {"copied": len(files)}
     assert second == {"previously-done": len(files)}
 
@@ -249,8 +251,8 @@ def test_outcomes_are_recorded_only_after_the_destination_committed_their_bytes(
 
     files, src, dst, work, _ = env
     job = JobSpec(name="local-job", source="src-local", destination="dst-local")
-    paths = RunPaths(str(work), job.name, "run1")
     state = StateStore(f"sqlite:///{work}/state.db")
+    manifest = Manifest(state, job.name, "run1")
     events: list[str] = []
     monkeypatch.setattr(copier, "FLUSH_EVERY", 7)
     real_record = state.record
@@ -266,11 +268,9 @@ def test_outcomes_are_recorded_only_after_the_destination_committed_their_bytes(
                 yield lambda: (events.append("commit"), commit())
 
         monkeypatch.setattr(destination, "batch", batch)
-        scan(source, job, paths.manifest)
-        (subtask,) = partition(paths.manifest, 1000, 10**12)
-        counts = copier.run_subtask(
-            job, "run1", subtask, paths.manifest, source, destination, state
-        )
+        scan(source, job, manifest)
+        (subtask,) = partition(manifest, 1000, 10**12)
+        counts = copier.run_subtask(job, "run1", subtask, manifest, source, destination, state)
     assert counts == {"copied": len(files)}
     records = [i for i, e in enumerate(events) if e.startswith("record")]
     assert len(records) >= len(files) // 7

@@ -26,8 +26,8 @@ from sharelift.engine.flow_control import (
     set_flow_control,
 )
 from sharelift.engine.jobs import JobSpec
+from sharelift.engine.manifest import Manifest
 from sharelift.engine.partition import partition
-from sharelift.engine.run_paths import RunPaths
 from sharelift.engine.runner import copy_in_worker, run_job
 from sharelift.engine.scan import scan
 from sharelift.engine.state import StateStore
@@ -67,13 +67,13 @@ def test_four_subtasks_in_four_processes_share_the_job_limit(tmp_path: Path, add
     files = make_source(tmp_path / "src", 40)
     job = JobSpec(name="fc-procs", source="s", destination="d", subtask_files=files // 4)
     work = str(tmp_path / "work")
-    manifest = RunPaths(work, job.name, "run1").manifest
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    store = StateStore(url)
+    manifest = Manifest(store, job.name, "run1")
     with open_source(src) as source:
         scan(source, job, manifest)
     subtasks = partition(manifest, job.subtask_files, job.subtask_bytes)
     assert len(subtasks) == 4
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    store = StateStore(url)
     set_flow_control(store, job.name, FlowControl.parse("00:00-24:00=4"))
 
     # Processes, as Airflow runs copy tasks: they share nothing but the state database.

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.engine.jobs import JobSpec
-from sharelift.engine.manifest import iter_rows
+from sharelift.engine.manifest import Manifest
 from sharelift.engine.names import NOT_UTF8_REASON
 from sharelift.engine.report import REPORT_ROOT, iso_ns
 from sharelift.engine.runner import run_job
 from sharelift.engine.scan import scan
+from sharelift.engine.state import StateStore
 from sharelift.storage import open_source
 
 LATIN1 = b"caf\xe9 100%.txt"
@@ -37,12 +38,12 @@ def test_a_name_that_is_not_utf8_is_an_error_row_with_its_listed_size_and_mtime(
     src.mkdir()
     tree(src)
     address = SourceAddress(name="src-local", protocol="local", path=str(src))
-    manifest = str(tmp_path / "work" / "manifest.parquet")
+    manifest = Manifest(StateStore(f"sqlite:///{tmp_path}/state.db"), "job-a", "r1")
     with open_source(address) as source:
         result = scan(
             source, JobSpec(name="job-a", source="src-local", destination="dst-local"), manifest
         )
-    rows = {r.path: r for r in iter_rows(manifest)}
+    rows = {r.path: r for r in manifest.rows()}
     assert set(rows) == {"a.txt", "caf%E9 100%25.txt", "far.txt", "z.txt"}
     bad = rows["caf%E9 100%25.txt"]
     assert (bad.action, bad.reason) == ("error", NOT_UTF8_REASON)

@@ -23,6 +23,7 @@ import pytest
 
 from sharelift.engine.copier import run_subtask
 from sharelift.engine.jobs import JobSpec
+from sharelift.engine.manifest import Manifest
 from sharelift.engine.partition import partition
 from sharelift.engine.scan import scan
 from sharelift.engine.state import StateStore
@@ -86,7 +87,7 @@ class Copy:
         on_file: Callable[[Any], None] | None = None,
     ) -> tuple[dict[str, int], float]:
         state = StateStore(f"sqlite:///{self.tmp_path}/state.db")
-        manifest = str(self.tmp_path / f"manifest-{self.run_id}.parquet")
+        manifest = Manifest(state, JOB.name, self.run_id)
         started = time.monotonic()
         with (
             open_source(self.source_address) as source,

@@ -98,6 +98,7 @@ def build_migration_dag(
 
         @task
         def partition(job: dict[str, Any], _scan: dict[str, Any]) -> list[dict[str, Any]]:
+            # At most [core] max_map_length groups of subtasks: more would not be mapped.
             return t.partition_step(job, get_current_context()["run_id"])
 
         @task(
@@ -106,10 +107,13 @@ def build_migration_dag(
             retries=2,
             map_index_template="subtask {{ subtask_label }}",
         )
-        def copy(job: dict[str, Any], subtask: dict[str, Any]) -> dict[str, int]:
+        def copy(job: dict[str, Any], subtasks: dict[str, Any]) -> dict[str, int]:
+            from sharelift.engine.partition import SubtaskGroup
+
             ctx = get_current_context()
-            ctx["subtask_label"] = f"{subtask['index']} ({subtask['files']} files)"  # type: ignore[typeddict-unknown-key]
-            return t.copy_step(job, ctx["run_id"], subtask)
+            label = SubtaskGroup.from_dict(subtasks).label()
+            ctx["subtask_label"] = label  # type: ignore[typeddict-unknown-key]
+            return t.copy_step(job, ctx["run_id"], subtasks)
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def verify(job: dict[str, Any]) -> dict[str, int]:
@@ -137,7 +141,7 @@ def build_migration_dag(
         job = check_addresses()
         scanned = scan(job)
         subtasks = partition(job, scanned)
-        copied = copy.partial(job=job).expand(subtask=subtasks)
+        copied = copy.partial(job=job).expand(subtasks=subtasks)
         verified = verify(job)
         copied >> verified
         reported = report(job, scanned, verified)

@@ -4,8 +4,9 @@ Each resolves what Airflow holds (params, connections, the state database's conn
 the work folder) into the engine's terms and calls one step of ``sharelift.engine.steps``,
 the same functions a run outside Airflow calls; it takes and returns small JSON-safe
 dicts (XCom), and turns a failure the run must stop on into an Airflow exception. The
-real output (manifest, per-file outcomes) stays in the shared work folder and the state
-database. Every task can run twice with the same result.
+real output (manifest, subtasks, per-file outcomes) is in the state database, so each task
+may run on any worker; the work folder holds only that worker's upload checkpoints. Every
+task can run twice with the same result.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.airflow.state_connection import resolve_config
 from sharelift.engine import steps
 from sharelift.engine.jobs import DEFAULT_SUBTASK_BYTES, JobSpec
-from sharelift.engine.partition import Subtask
+from sharelift.engine.partition import SubtaskGroup
 from sharelift.engine.state import StateStore
 from sharelift.errors import ShareliftError
 
@@ -37,7 +38,7 @@ REPORT_XCOM_KEYS = (
 
 
 def work_dir() -> str:
-    """Where manifests and checkpoints live (``sharelift.config``: the same rule everywhere)."""
+    """Where this worker keeps its upload checkpoints (``sharelift.config``: the same rule everywhere)."""
     return resolve_config().work_dir
 
 
@@ -145,14 +146,36 @@ def scan_step(
         return steps.scan(run, spec=spec, backfill_window=backfill_window).to_dict()
 
 
+def copy_tasks() -> int:
+    """How many mapped copy tasks a run may have: Airflow's ``[core] max_map_length`` (it
+    refuses to map more), or ``SHARELIFT_MAX_COPY_TASKS`` when that is smaller."""
+    import os
+
+    from airflow.configuration import conf
+
+    from sharelift.errors import ConfigError
+
+    limit = conf.getint("core", "max_map_length", fallback=1024)
+    cap = os.environ.get("SHARELIFT_MAX_COPY_TASKS", "").strip()
+    if cap:
+        if not cap.isdigit() or int(cap) < 1:
+            raise ConfigError(
+                "SHARELIFT_MAX_COPY_TASKS", f"must be a whole number of at least 1 (got {cap!r})"
+            )
+        limit = min(limit, int(cap))
+    return max(1, limit)
+
+
 def partition_step(job_dict: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    """The subtasks, in at most ``copy_tasks()`` groups: one mapped copy task each."""
     with _run(job_dict, run_id) as run:
-        return [s.to_dict() for s in steps.partition(run)]
+        subtasks = steps.partition(run)
+    return [g.to_dict() for g in steps.group(subtasks, copy_tasks())]
 
 
-def copy_step(job_dict: dict[str, Any], run_id: str, subtask: dict[str, Any]) -> dict[str, int]:
+def copy_step(job_dict: dict[str, Any], run_id: str, group: dict[str, Any]) -> dict[str, int]:
     with _run(job_dict, run_id) as run:
-        return dict(steps.copy(run, Subtask.from_dict(subtask)))
+        return dict(steps.copy_group(run, SubtaskGroup.from_dict(group)))
 
 
 def verify_step(job_dict: dict[str, Any], run_id: str) -> dict[str, int]:

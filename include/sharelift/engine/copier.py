@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from sharelift.engine.jobs import JobSpec
-from sharelift.engine.manifest import ManifestRow, iter_rows
+from sharelift.engine.manifest import Manifest, ManifestRow
 from sharelift.engine.partition import Subtask
 from sharelift.engine.state import OutcomeRow, StateStore
 from sharelift.storage.base import Destination, Entry, EntryKind, ProgressCallback, Source
@@ -41,7 +41,7 @@ def run_subtask(
     job: JobSpec,
     run_id: str,
     subtask: Subtask,
-    manifest_path: str,
+    manifest: Manifest,
     source: Source,
     destination: Destination,
     state: StateStore,
@@ -85,7 +85,7 @@ def run_subtask(
                 flush()
 
         with _Copier(source, destination, subtask.index, progress, threads) as copier:
-            rows = iter_rows(manifest_path, subtask.start_row, subtask.stop_row)
+            rows = manifest.rows(subtask.start_row, subtask.stop_row)
             decided = _with_absence(rows, destination, done, job.dry_run)
             if threads == 1 and source.features.prefetch and not job.dry_run:
                 decided = _announced(decided, source, source.features.prefetch)

@@ -1,38 +1,38 @@
-"""The scan's output: one Parquet file of every entry considered, written in batches.
+"""The scan's output, in the state database: one numbered row per entry considered.
 
-Millions of rows never pass through XCom or memory at once: the scan appends row groups
-of ``BATCH`` entries, partition reads back only the columns it needs, and a copy subtask
-reads its row range. Parquet (pyarrow) keeps it compact and typed; every worker reads it
-from the shared work folder.
+Workers share no folder, so the manifest lives where every task of the run reaches it:
+the state database (``sharelift_manifests`` names it, ``sharelift_manifest_rows`` holds
+its rows, numbered from 0 in scan order). The scan appends rows in batches of ``BATCH``;
+partition reads back only the columns it needs, page by page; a copy subtask reads its
+row range. Millions of rows never pass through XCom or memory at once.
 
 ``action`` says what the run does with the entry: ``copy``, or ``skip`` / ``error`` with
 ``reason`` (symlinks, special files, folders the server would not list, ...). Every
-``path`` is valid UTF-8 (Parquet strings must be): the scan records a name that is not
-under its escaped spelling (``sharelift.engine.names``), and error rows keep the size and
-mtime the listing gave.
+``path`` is valid UTF-8: the scan records a name that is not under its escaped spelling
+(``sharelift.engine.names``), and error rows keep the size and mtime the listing gave.
+
+The subtasks partition cuts the manifest into are stored beside it
+(``sharelift_subtasks``), with the time each finished: a copy task, on whatever worker,
+reads the row ranges of its subtasks and skips those already done.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import sqlalchemy as sa
 
-BATCH = 50_000
+from sharelift.engine.state import StateStore, manifest_rows, manifests, subtasks
+from sharelift.errors import ShareliftError
 
-SCHEMA = pa.schema(
-    [
-        ("path", pa.string()),
-        ("size", pa.int64()),
-        ("mtime_ns", pa.int64()),
-        ("mode", pa.int32()),
-        ("action", pa.string()),
-        ("reason", pa.string()),
-    ]
-)
+BATCH = 20_000  # rows per insert while scanning
+PAGE = 20_000  # rows per query while reading
+
+
+class ManifestMissing(ShareliftError):
+    """A step needs a manifest the scan has not (or not completely) written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,76 +45,207 @@ class ManifestRow:
     reason: str = ""
 
 
-class ManifestWriter:
-    """Append rows; each ``BATCH`` becomes a row group. Written to a temp name, then renamed."""
+@dataclass(frozen=True, slots=True)
+class StoredSubtask:
+    """A subtask as partition recorded it: its row range and whether it finished."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self._tmp = f"{path}.partial"
-        self._writer = pq.ParquetWriter(self._tmp, SCHEMA, compression="zstd")
-        self._cols: dict[str, list[object]] = {name: [] for name in SCHEMA.names}
+    index: int
+    start_row: int
+    stop_row: int
+    files: int
+    bytes: int
+    done: bool
+
+
+class Manifest:
+    """The manifest of one run (``job``, ``run_id``) in the state database ``state``."""
+
+    def __init__(self, state: StateStore, job: str, run_id: str) -> None:
+        self.state = state
+        self.job = job
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"Manifest({self.job!r}, {self.run_id!r})"
+
+    def describe(self) -> str:
+        """Where the rows are, for the scan's summary."""
+        return f"state database, {manifests.name} job={self.job} run={self.run_id}"
+
+    # -- writing (the scan) ------------------------------------------------------------
+
+    def writer(self) -> ManifestWriter:
+        """A writer that starts the manifest afresh (a scan run again replaces its rows)."""
+        return ManifestWriter(self.state, self._start())
+
+    def _start(self) -> int:
+        key = (manifests.c.job == self.job, manifests.c.run_id == self.run_id)
+        with self.state.engine.begin() as conn:
+            found = conn.execute(sa.select(manifests.c.id).where(*key)).scalar()
+            if found is None:
+                inserted = conn.execute(
+                    manifests.insert().values(job=self.job, run_id=self.run_id, rows=None)
+                )
+                return int(inserted.inserted_primary_key[0])
+            conn.execute(manifests.update().where(manifests.c.id == found).values(rows=None))
+            conn.execute(subtasks.delete().where(subtasks.c.manifest == found))
+            conn.execute(manifest_rows.delete().where(manifest_rows.c.manifest == found))
+            return int(found)
+
+    # -- reading (partition, copy, report) ---------------------------------------------
+
+    def _closed(self) -> tuple[int, int]:
+        """(id, number of rows) of the finished manifest, or ``ManifestMissing``."""
+        q = sa.select(manifests.c.id, manifests.c.rows).where(
+            manifests.c.job == self.job, manifests.c.run_id == self.run_id
+        )
+        with self.state.engine.connect() as conn:
+            found = conn.execute(q).first()
+        if found is None or found[1] is None:
+            raise ManifestMissing(
+                f"run {self.run_id} of job {self.job} has no finished scan in the state "
+                f"database {self.state.engine.url.render_as_string(hide_password=True)}: "
+                "run its scan first"
+            )
+        return int(found[0]), int(found[1])
+
+    @property
+    def rows_count(self) -> int:
+        return self._closed()[1]
+
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[ManifestRow]:
+        """Rows ``start``..``stop`` in order, fetched a page at a time."""
+        ident, count = self._closed()
+        stop = count if stop is None else min(stop, count)
+        c = manifest_rows.c
+        columns = (c.path, c.size, c.mtime_ns, c.mode, c.action, c.reason)
+        for lo in range(start, stop, PAGE):
+            q = (
+                sa.select(*columns)
+                .where(c.manifest == ident, c.row_no >= lo, c.row_no < min(lo + PAGE, stop))
+                .order_by(c.row_no)
+            )
+            with self.state.engine.connect() as conn:
+                page = conn.execute(q).all()
+            for path, size, mtime_ns, mode, action, reason in page:
+                yield ManifestRow(path, size, mtime_ns, mode, action, reason or "")
+
+    def sizes(self) -> Iterator[tuple[int, str]]:
+        """(size, action) of every row in order: what partition needs, and only that."""
+        ident, count = self._closed()
+        c = manifest_rows.c
+        for lo in range(0, count, PAGE):
+            q = (
+                sa.select(c.size, c.action)
+                .where(c.manifest == ident, c.row_no >= lo, c.row_no < lo + PAGE)
+                .order_by(c.row_no)
+            )
+            with self.state.engine.connect() as conn:
+                page = conn.execute(q).all()
+            yield from ((int(size), action) for size, action in page)
+
+    # -- subtasks (partition writes them, copy works through them) ---------------------
+
+    def save_subtasks(self, planned: Iterable[tuple[int, int, int, int, int]]) -> int:
+        """Replace the run's subtasks with ``planned`` (index, start, stop, files, bytes)."""
+        ident, _ = self._closed()
+        count = 0
+        with self.state.engine.begin() as conn:
+            conn.execute(subtasks.delete().where(subtasks.c.manifest == ident))
+            batch: list[dict[str, object]] = []
+            for index, start, stop, files, size in planned:
+                batch.append(
+                    {
+                        "manifest": ident,
+                        "subtask": index,
+                        "start_row": start,
+                        "stop_row": stop,
+                        "files": files,
+                        "bytes": size,
+                        "done_at": None,
+                    }
+                )
+                if len(batch) >= BATCH:
+                    conn.execute(subtasks.insert(), batch)
+                    count += len(batch)
+                    batch = []
+            if batch:
+                conn.execute(subtasks.insert(), batch)
+                count += len(batch)
+        return count
+
+    def subtasks(self, first: int = 0, stop: int | None = None) -> list[StoredSubtask]:
+        """The recorded subtasks ``first``..``stop`` (indices), in order."""
+        ident, _ = self._closed()
+        c = subtasks.c
+        q = sa.select(c.subtask, c.start_row, c.stop_row, c.files, c.bytes, c.done_at).where(
+            c.manifest == ident, c.subtask >= first
+        )
+        if stop is not None:
+            q = q.where(c.subtask < stop)
+        with self.state.engine.connect() as conn:
+            found = conn.execute(q.order_by(c.subtask)).all()
+        return [
+            StoredSubtask(int(i), int(a), int(b), int(f), int(n), done is not None)
+            for i, a, b, f, n, done in found
+        ]
+
+    def mark_done(self, index: int) -> None:
+        """Subtask ``index`` has an outcome for each of its rows: a retry skips it."""
+        ident, _ = self._closed()
+        with self.state.engine.begin() as conn:
+            conn.execute(
+                subtasks.update()
+                .where(subtasks.c.manifest == ident, subtasks.c.subtask == index)
+                .values(done_at=time.time())
+            )
+
+    def is_done(self, index: int) -> bool:
+        found = self.subtasks(index, index + 1)
+        return bool(found) and found[0].done
+
+
+class ManifestWriter:
+    """Append rows; every ``BATCH`` rows are one insert. ``close`` marks the manifest
+    finished (its row count set): until then no other step reads it."""
+
+    def __init__(self, state: StateStore, ident: int) -> None:
+        self._state = state
+        self._id = ident
+        self._batch: list[dict[str, object]] = []
         self.rows = 0
 
     def add(self, row: ManifestRow) -> None:
-        c = self._cols
-        c["path"].append(row.path)
-        c["size"].append(row.size)
-        c["mtime_ns"].append(row.mtime_ns)
-        c["mode"].append(row.mode)
-        c["action"].append(row.action)
-        c["reason"].append(row.reason)
+        self._batch.append(
+            {
+                "manifest": self._id,
+                "row_no": self.rows,
+                "path": row.path,
+                "size": row.size,
+                "mtime_ns": row.mtime_ns,
+                "mode": row.mode,
+                "action": row.action,
+                "reason": row.reason or None,
+            }
+        )
         self.rows += 1
-        if len(c["path"]) >= BATCH:
+        if len(self._batch) >= BATCH:
             self._flush()
 
     def _flush(self) -> None:
-        if not self._cols["path"]:
+        if not self._batch:
             return
-        self._writer.write_table(pa.table(self._cols, schema=SCHEMA))
-        self._cols = {name: [] for name in SCHEMA.names}
+        with self._state.engine.begin() as conn:
+            conn.execute(manifest_rows.insert(), self._batch)
+        self._batch = []
 
     def close(self) -> None:
         self._flush()
-        self._writer.close()
-        os.replace(self._tmp, self.path)
+        with self._state.engine.begin() as conn:
+            conn.execute(
+                manifests.update().where(manifests.c.id == self._id).values(rows=self.rows)
+            )
 
     def abort(self) -> None:
-        try:
-            self._writer.close()
-        finally:
-            if os.path.exists(self._tmp):
-                os.unlink(self._tmp)
-
-
-def iter_rows(
-    path: str, start: int = 0, stop: int | None = None, batch: int = BATCH
-) -> Iterator[ManifestRow]:
-    """Rows ``start``..``stop`` (row numbers over the whole file), reading only row groups needed."""
-    f = pq.ParquetFile(path)
-    offset = 0
-    for rg in range(f.num_row_groups):
-        n = f.metadata.row_group(rg).num_rows
-        if stop is not None and offset >= stop:
-            break
-        if offset + n <= start:
-            offset += n
-            continue
-        table = f.read_row_group(rg)
-        lo = max(0, start - offset)
-        hi = n if stop is None else min(n, stop - offset)
-        cols = {name: table.column(name).to_pylist()[lo:hi] for name in SCHEMA.names}
-        for i in range(hi - lo):
-            yield ManifestRow(
-                cols["path"][i],
-                cols["size"][i],
-                cols["mtime_ns"][i],
-                cols["mode"][i],
-                cols["action"][i],
-                cols["reason"][i] or "",
-            )
-        offset += n
-
-
-def iter_columns(path: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH, columns=columns)
+        """Leave the manifest unfinished: the rows written stay until the scan runs again."""
+        self._batch = []

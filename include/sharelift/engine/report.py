@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sharelift.engine.manifest import iter_rows
+from sharelift.engine.manifest import Manifest
 from sharelift.engine.names import NOT_UTF8_REASON, escape_field, unescape_field
 from sharelift.engine.run_paths import safe_run_id
 from sharelift.engine.state import StateStore
@@ -130,7 +130,7 @@ def list_names(job: str) -> dict[str, str]:
 def write_report(
     job: str,
     run_id: str,
-    manifest_path: str,
+    manifest: Manifest,
     source: Source,
     destination: Destination,
     state: StateStore,
@@ -139,7 +139,7 @@ def write_report(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the lists and summary; returns the summary (also stored in the state DB)."""
-    record_unattempted(job, run_id, manifest_path, destination, state)
+    record_unattempted(job, run_id, manifest, destination, state)
     names = list_names(job)
     folder = report_folder(job, run_id)
     with (
@@ -148,7 +148,7 @@ def write_report(
     ):
         paths = {k: os.path.join(tmp, v) for k, v in names.items()}
         with open(paths["total"], "w", encoding="utf-8") as f:
-            for row in iter_rows(manifest_path):
+            for row in manifest.rows():
                 name = source_list_name(source, row.path, row.reason)
                 f.write(f"{name}\t{row.size}\t{iso_ns(row.mtime_ns)}\n")
         for kind in ("completed", "error"):
@@ -172,7 +172,7 @@ def write_report(
 
 
 def record_unattempted(
-    job: str, run_id: str, manifest_path: str, destination: Destination, state: StateStore
+    job: str, run_id: str, manifest: Manifest, destination: Destination, state: StateStore
 ) -> int:
     """Every manifest row without an outcome (its subtask crashed) becomes a failed file.
 
@@ -208,7 +208,7 @@ def record_unattempted(
         missing += len(rows)
         batch.clear()
 
-    for row in iter_rows(manifest_path):
+    for row in manifest.rows():
         batch.append(row)
         if len(batch) >= 5000:
             flush()

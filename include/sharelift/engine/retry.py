@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from sharelift.engine.manifest import ManifestRow, ManifestWriter
+from sharelift.engine.manifest import Manifest, ManifestRow
 from sharelift.engine.names import NOT_UTF8_REASON
 from sharelift.engine.scan import ScanResult
 from sharelift.engine.state import StateStore
@@ -19,15 +19,15 @@ from sharelift.storage.base import EntryKind, Source
 
 
 def build_retry_manifest(
-    source: Source, state: StateStore, job: str, failed_run_id: str, manifest_path: str
+    source: Source, state: StateStore, job: str, failed_run_id: str, manifest: Manifest
 ) -> ScanResult:
     if state.get_run(job, failed_run_id) is None:
         from sharelift.errors import ConfigError
 
         raise ConfigError("retry_of", f"job {job} has no run {failed_run_id!r} to retry")
-    result = ScanResult(manifest=manifest_path)
+    result = ScanResult(manifest=manifest.describe())
     started = time.monotonic()
-    writer = ManifestWriter(manifest_path)
+    writer = manifest.writer()
     try:
         for outcome in state.iter_outcomes(job, failed_run_id, status="failed"):
             path = outcome["path"]

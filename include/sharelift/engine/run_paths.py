@@ -1,7 +1,10 @@
-"""Where a run keeps its files: the manifest in the work folder, upload checkpoints per job.
+"""What a run keeps on the worker's own disk: upload checkpoints, and nothing else.
 
-On several Airflow workers the work folder is a shared volume: every task of a run finds
-the manifest the scan wrote by the job name and run id alone.
+Workers share no folder (a copy task retried may land on any worker), so everything a
+task needs from an earlier task is in the state database (``sharelift.engine.manifest``).
+The work folder holds only the multipart upload checkpoints of the files this worker is
+uploading: a checkpoint lost with its worker costs the parts already sent, which the
+retried copy uploads again; it never costs a wrong object.
 """
 
 from __future__ import annotations
@@ -20,14 +23,6 @@ class RunPaths:
     work_dir: str
     job: str
     run_id: str
-
-    @property
-    def folder(self) -> str:
-        return os.path.join(self.work_dir, "runs", self.job, safe_run_id(self.run_id))
-
-    @property
-    def manifest(self) -> str:
-        return os.path.join(self.folder, "manifest.parquet")
 
     @property
     def checkpoints(self) -> str:

@@ -1,7 +1,7 @@
 """Scan: stream the source tree into a manifest, applying the start time point and filters.
 
-Memory stays flat whatever the tree size: entries flow from the walk into Parquet row
-groups. What the run will not copy is recorded with the reason (symlinks, special files,
+Memory stays flat whatever the tree size: entries flow from the walk into the manifest's row
+batches in the state database. What the run will not copy is recorded with the reason (symlinks, special files,
 folders the server would not list); what the operator chose to leave out (filters, files
 not newer than the start time point) is only counted, in the summary.
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from sharelift.engine.filters import PathFilter
 from sharelift.engine.jobs import JobSpec
-from sharelift.engine.manifest import ManifestRow, ManifestWriter
+from sharelift.engine.manifest import Manifest, ManifestRow
 from sharelift.engine.names import NOT_UTF8_REASON, is_storable, storable_text, stored_path
 from sharelift.storage.base import Entry, EntryKind, Source
 
@@ -64,22 +64,22 @@ class ScanResult:
 def scan(
     source: Source,
     job: JobSpec,
-    manifest_path: str,
+    manifest: Manifest,
     *,
     newer_than_ns: int | None = None,
     not_newer_than_ns: int | None = None,
     progress: ProgressFn | None = None,
     progress_every: float = 5.0,
 ) -> ScanResult:
-    """Write the manifest; ``newer_than_ns``/``not_newer_than_ns`` bound the mtime window.
+    """Write ``manifest`` (afresh); ``newer_than_ns``/``not_newer_than_ns`` bound the mtime window.
 
     ``newer_than_ns`` defaults to the job's start time point (only files whose
     last-modified time is later than it).
     """
     lower = newer_than_ns if newer_than_ns is not None else job.start_time_ns
     keep = PathFilter(job.include, job.exclude)
-    result = ScanResult(manifest=manifest_path)
-    writer = ManifestWriter(manifest_path)
+    result = ScanResult(manifest=manifest.describe())
+    writer = manifest.writer()
     started = last_report = time.monotonic()
     try:
         for entry in source.walk():

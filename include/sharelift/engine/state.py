@@ -75,6 +75,44 @@ outcomes = sa.Table(
 )
 sa.Index("ix_outcomes_status", outcomes.c.job, outcomes.c.run_id, outcomes.c.status)
 
+# The run's plan, where every worker reads it (engine/manifest.py): the scan's rows, and
+# the subtasks partition cut them into. A manifest's rows are keyed by a small number, not
+# by the (job, run id) pair: ten million rows would repeat it ten million times.
+manifests = sa.Table(
+    "sharelift_manifests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(63), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("rows", sa.BigInteger),  # NULL while the scan writes; the count once it closed
+    sa.UniqueConstraint("job", "run_id", name="uq_sharelift_manifests_run"),
+)
+
+manifest_rows = sa.Table(
+    "sharelift_manifest_rows",
+    metadata,
+    sa.Column("manifest", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("row_no", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("mode", sa.Integer),
+    sa.Column("action", sa.String(8), nullable=False),  # copy, skip, error
+    sa.Column("reason", sa.Text),
+)
+
+subtasks = sa.Table(
+    "sharelift_subtasks",
+    metadata,
+    sa.Column("manifest", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("subtask", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("start_row", sa.BigInteger, nullable=False),
+    sa.Column("stop_row", sa.BigInteger, nullable=False),
+    sa.Column("files", sa.BigInteger, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("done_at", sa.Float),  # set when every row of it has a recorded outcome
+)
+
 # Flow control's (engine/flow_control.py): a job's limit, and a lease per running subtask.
 flow_settings = sa.Table(
     "sharelift_flow_control",

@@ -9,8 +9,9 @@ and what one measures or tests holds for the other.
 
 Each step takes a ``RunContext`` (the job, the run id, the two addresses, the state
 database, the run's work paths), opens the clients it needs from the addresses and closes
-them, leaves its real output in the work folder and the state database, and can run twice
-with the same result. ``check`` takes the two addresses alone: it runs before there is a
+them, leaves its real output in the state database (the manifest, the subtasks, every
+file's outcome) or the destination bucket, never on the worker's disk: the next step may
+run on another worker. Each can run twice with the same result. ``check`` takes the two addresses alone: it runs before there is a
 run to speak of, and a failure is recorded with ``record_create_failed``.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -28,7 +28,8 @@ from typing import Any
 
 from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.engine.jobs import JobSpec
-from sharelift.engine.partition import Subtask
+from sharelift.engine.manifest import Manifest
+from sharelift.engine.partition import Subtask, SubtaskGroup
 from sharelift.engine.run_paths import RunPaths
 from sharelift.engine.scan import ScanResult
 from sharelift.engine.state import StateStore
@@ -50,6 +51,10 @@ class RunContext:
     state: StateStore
     paths: RunPaths
     transfer: TransferConfig
+
+    @property
+    def manifest(self) -> Manifest:
+        return Manifest(self.state, self.job.name, self.run_id)
 
 
 @contextlib.contextmanager
@@ -133,7 +138,6 @@ def scan(
     from sharelift.engine.windows import window_for
 
     job, state = run.job, run.state
-    os.makedirs(run.paths.folder, exist_ok=True)
     recorded = {"dag_id": None, "params": {}, **(spec or {}), "job": job.to_dict()}
     state.upsert_run(
         job.name,
@@ -152,7 +156,7 @@ def scan(
     with open_source(run.source) as source:
         if job.retry_of:
             log.info("Retry of run %s: exactly the files of its error list", job.retry_of)
-            result = build_retry_manifest(source, state, job.name, job.retry_of, run.paths.manifest)
+            result = build_retry_manifest(source, state, job.name, job.retry_of, run.manifest)
         else:
             window = window_for(state, job, run.run_id, override=backfill_window)
             log.info(
@@ -165,7 +169,7 @@ def scan(
             result = scan_source(
                 source,
                 job,
-                run.paths.manifest,
+                run.manifest,
                 newer_than_ns=window.newer_than_ns,
                 not_newer_than_ns=window.not_newer_than_ns,
                 progress=progress,
@@ -195,11 +199,12 @@ def scan(
 
 
 def partition(run: RunContext) -> list[Subtask]:
-    """Split the manifest into subtasks (docs/jobs.md: by file count and by bytes)."""
+    """Split the manifest into subtasks (docs/jobs.md: by file count and by bytes), recorded
+    in the state database for the copy tasks."""
     from sharelift.engine.partition import partition as split
 
     job = run.job
-    subtasks = split(run.paths.manifest, job.subtask_files, job.subtask_bytes)
+    subtasks = split(run.manifest, job.subtask_files, job.subtask_bytes)
     run.state.upsert_run(job.name, run.run_id, state="Migrating", subtasks=len(subtasks))
     log.info(
         "%d subtasks (at most %d files or %d MiB each)",
@@ -213,8 +218,40 @@ def partition(run: RunContext) -> list[Subtask]:
 # -- copy ----------------------------------------------------------------------------------
 
 
+def group(subtasks: list[Subtask], max_groups: int) -> list[SubtaskGroup]:
+    """The subtasks in at most ``max_groups`` groups, one per copy task (``partition.group``)."""
+    from sharelift.engine.partition import group as split_into
+
+    groups = split_into(subtasks, max_groups)
+    if len(groups) < len(subtasks):
+        log.info(
+            "%d subtasks in %d copy tasks (at most %d)", len(subtasks), len(groups), max_groups
+        )
+    return groups
+
+
+def copy_group(run: RunContext, group: SubtaskGroup) -> Counter[str]:
+    """Copy the subtasks of ``group`` in order; returns counts by status.
+
+    The subtasks are read from the state database, so the task may run on any worker; one
+    already done (an earlier try of this task got that far) is skipped whole.
+    """
+    totals: Counter[str] = Counter()
+    for stored in run.manifest.subtasks(group.first, group.stop):
+        subtask = Subtask(
+            stored.index, stored.start_row, stored.stop_row, stored.files, stored.bytes
+        )
+        if stored.done:
+            log.info("subtask %d: done by an earlier try, skipped", stored.index)
+            totals["previously-done"] += stored.stop_row - stored.start_row
+            continue
+        totals.update(copy(run, subtask))
+    return totals
+
+
 def copy(run: RunContext, subtask: Subtask) -> Counter[str]:
-    """Copy one subtask; returns counts by status (``previously-done`` included).
+    """Copy one subtask; returns counts by status (``previously-done`` included). Its
+    completion is recorded with it, once every row has an outcome.
 
     Flow control (docs/flow-control.md): the subtask holds a share of the job's live bandwidth limit,
     through the state database, for as long as it copies.
@@ -223,6 +260,7 @@ def copy(run: RunContext, subtask: Subtask) -> Counter[str]:
     from sharelift.engine.flow_control import open_throttle
 
     job = run.job
+    manifest = run.manifest
     started = time.monotonic()
     with (
         open_throttle(run.state, job.name, run.run_id, subtask.index) as throttle,
@@ -233,12 +271,13 @@ def copy(run: RunContext, subtask: Subtask) -> Counter[str]:
             job,
             run.run_id,
             subtask,
-            run.paths.manifest,
+            manifest,
             source,
             destination,
             run.state,
             throttle=throttle,
         )
+    manifest.mark_done(subtask.index)
     if throttle.waited:
         log.info("flow control: waited %.1f s for the job's bandwidth limit", throttle.waited)
     log.info(
@@ -294,7 +333,7 @@ def report(
         summary = write_report(
             job.name,
             run.run_id,
-            run.paths.manifest,
+            run.manifest,
             source,
             destination,
             state,

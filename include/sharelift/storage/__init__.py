@@ -52,6 +52,10 @@ def open_source(address: SourceAddress) -> Source:
         from sharelift.storage.smb_source import SmbSource
 
         return SmbSource(address)
+    if address.protocol == "synthetic":
+        from sharelift.storage.synthetic_source import SyntheticSource
+
+        return SyntheticSource(address)
     raise ValueError(f"unknown source protocol {address.protocol!r}")
 
 
