@@ -289,14 +289,13 @@ def _plan_phase(name: str, p: dict[str, Any]) -> dict[str, float]:
             groups = steps.group(subtasks, p["max_groups"])
             extra["subtasks"], extra["groups"] = len(subtasks), len(groups)
         else:
-            from sharelift.engine.partition import SubtaskGroup, group
+            from sharelift.engine.partition import Subtask, SubtaskGroup, group
 
             stored = run.manifest.subtasks()
-            from sharelift.engine.partition import Subtask
-
             plain = [Subtask(s.index, s.start_row, s.stop_row, s.files, s.bytes) for s in stored]
             done = 0
             for g in group(plain, p["max_groups"]):
+                # Through XCom's form, as a mapped copy task receives its group.
                 counts = steps.copy_group(run, SubtaskGroup.from_dict(g.to_dict()))
                 done += sum(counts.values())
             extra["outcomes"] = done
@@ -311,9 +310,7 @@ def plan(p: dict[str, Any]) -> dict[str, Any]:
     through as copy tasks do, as a dry run (the manifest rows read, each file's outcome
     recorded, each subtask marked done). Each phase runs in a process of its own."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
-    logging.getLogger("sharelift").setLevel(logging.WARNING)
     phases: dict[str, dict[str, float]] = {}
     context = multiprocessing.get_context("spawn")
     for name in ("scan", "partition", "bookkeeping"):

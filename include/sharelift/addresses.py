@@ -159,12 +159,6 @@ class DestinationAddress:
                 raise ConfigError("path", "a local destination needs an absolute folder path")
             object.__setattr__(self, "path", check_path(self.path, "path", "absolute"))
             return
-        if self.protocol == "synthetic":
-            if not self.share.isdigit() or int(self.share) < 1:
-                raise ConfigError(
-                    "share", f"a synthetic source needs a file count like 1000 (got {self.share!r})"
-                )
-            return
         if not self.endpoint:
             raise ConfigError("endpoint", "is required for an OSS destination")
         if not re.match(r"^(https?://)?[A-Za-z0-9.-]+(:\d+)?/?$", self.endpoint):

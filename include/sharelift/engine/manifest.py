@@ -86,7 +86,9 @@ class Manifest:
                 inserted = conn.execute(
                     manifests.insert().values(job=self.job, run_id=self.run_id, rows=None)
                 )
-                return int(inserted.inserted_primary_key[0])
+                new = inserted.inserted_primary_key
+                assert new is not None  # an insert of one row has one
+                return int(new[0])
             conn.execute(manifests.update().where(manifests.c.id == found).values(rows=None))
             conn.execute(subtasks.delete().where(subtasks.c.manifest == found))
             conn.execute(manifest_rows.delete().where(manifest_rows.c.manifest == found))

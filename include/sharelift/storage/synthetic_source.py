@@ -36,11 +36,6 @@ def file_bytes(i: int) -> bytes:
     return (pattern * (size // len(pattern) + 1))[:size]
 
 
-class _Stream(io.BytesIO):
-    def __enter__(self) -> _Stream:
-        return self
-
-
 class SyntheticSource(Source):
     scheme = "synthetic"
     features = SourceFeatures()
@@ -79,7 +74,7 @@ class SyntheticSource(Source):
     def open(self, path: str) -> ReadStream:
         if re.fullmatch(r"d\d{5,}", path):
             raise NotAFile(path, "is a folder")
-        return _Stream(file_bytes(self._index(path)))
+        return io.BytesIO(file_bytes(self._index(path)))  # type: ignore[return-value]
 
     def clone(self) -> SyntheticSource:
         return SyntheticSource(self.address)
