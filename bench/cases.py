@@ -289,16 +289,21 @@ def _plan_phase(name: str, p: dict[str, Any]) -> dict[str, float]:
             groups = steps.group(subtasks, p["max_groups"])
             extra["subtasks"], extra["groups"] = len(subtasks), len(groups)
         else:
-            from sharelift.engine.partition import Subtask, SubtaskGroup, group
+            # What a copy task does with the state database for its group, short of the
+            # files: its subtasks looked up, each one's manifest rows read, each marked done.
+            from sharelift.engine.partition import Subtask, group
 
-            stored = run.manifest.subtasks()
-            plain = [Subtask(s.index, s.start_row, s.stop_row, s.files, s.bytes) for s in stored]
-            done = 0
+            manifest = run.manifest
+            plain = [
+                Subtask(s.index, s.start_row, s.stop_row, s.files, s.bytes)
+                for s in manifest.subtasks()
+            ]
+            rows = 0
             for g in group(plain, p["max_groups"]):
-                # Through XCom's form, as a mapped copy task receives its group.
-                counts = steps.copy_group(run, SubtaskGroup.from_dict(g.to_dict()))
-                done += sum(counts.values())
-            extra["outcomes"] = done
+                for stored in manifest.subtasks(g.first, g.stop):
+                    rows += sum(1 for _ in manifest.rows(stored.start_row, stored.stop_row))
+                    manifest.mark_done(stored.index)
+            extra["outcomes"] = rows
     extra["seconds"] = time.perf_counter() - t
     extra["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return extra
@@ -307,8 +312,9 @@ def _plan_phase(name: str, p: dict[str, Any]) -> dict[str, float]:
 def plan(p: dict[str, Any]) -> dict[str, Any]:
     """A synthetic listing of ``files`` entries (no files anywhere): scan into the state
     database, partition into subtasks and groups, then every group's subtasks worked
-    through as copy tasks do, as a dry run (the manifest rows read, each file's outcome
-    recorded, each subtask marked done). Each phase runs in a process of its own."""
+    through as copy tasks do with the state database (subtasks looked up, their manifest
+    rows read, each marked done; no file copied, no per-file outcome). Each phase runs in
+    a process of its own."""
     import multiprocessing
 
     phases: dict[str, dict[str, float]] = {}

@@ -573,9 +573,9 @@ class Report:
             "## A very large job's plan (synthetic listing, no files)",
             "",
             "Scan into the state database, partition into subtasks of 1,000 files and at most "
-            "1,024 groups, then every group worked through as a copy task does, as a dry run "
-            "(manifest rows read, an outcome recorded per file, each subtask marked done). "
-            "Each phase in a process of its own.",
+            "1,024 groups, then every group worked through as a copy task does with the state "
+            "database (its subtasks looked up, their manifest rows read, each marked done; no "
+            "file copied, no per-file outcome). Each phase in a process of its own.",
             "",
         ]
         head = ["case", "state db", "subtasks", "groups", "phase", "s", "s per 10^6", "peak RSS MB"]

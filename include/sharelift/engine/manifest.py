@@ -207,6 +207,9 @@ class Manifest:
         return bool(found) and found[0].done
 
 
+_COLUMNS = ("manifest", "row_no", "path", "size", "mtime_ns", "mode", "action", "reason")
+
+
 class ManifestWriter:
     """Append rows; every ``BATCH`` rows are one insert. ``close`` marks the manifest
     finished (its row count set): until then no other step reads it."""
@@ -214,21 +217,22 @@ class ManifestWriter:
     def __init__(self, state: StateStore, ident: int) -> None:
         self._state = state
         self._id = ident
-        self._batch: list[dict[str, object]] = []
+        self._batch: list[tuple[object, ...]] = []
+        self._sqlite = state.engine.dialect.name == "sqlite"
         self.rows = 0
 
     def add(self, row: ManifestRow) -> None:
         self._batch.append(
-            {
-                "manifest": self._id,
-                "row_no": self.rows,
-                "path": row.path,
-                "size": row.size,
-                "mtime_ns": row.mtime_ns,
-                "mode": row.mode,
-                "action": row.action,
-                "reason": row.reason or None,
-            }
+            (
+                self._id,
+                self.rows,
+                row.path,
+                row.size,
+                row.mtime_ns,
+                row.mode,
+                row.action,
+                row.reason or None,
+            )
         )
         self.rows += 1
         if len(self._batch) >= BATCH:
@@ -238,7 +242,21 @@ class ManifestWriter:
         if not self._batch:
             return
         with self._state.engine.begin() as conn:
-            conn.execute(manifest_rows.insert(), self._batch)
+            if self._sqlite:
+                # The driver's own executemany: SQLAlchemy's per-row parameter handling
+                # cost twice the insert itself, and SQLite needs no batching of VALUES.
+                marks = ", ".join("?" * len(_COLUMNS))
+                conn.exec_driver_sql(
+                    f"INSERT INTO {manifest_rows.name} ({', '.join(_COLUMNS)}) VALUES ({marks})",
+                    self._batch,
+                )
+            else:
+                # SQLAlchemy batches the rows into multi-row VALUES (psycopg2's executemany
+                # would send one statement per row).
+                conn.execute(
+                    manifest_rows.insert(),
+                    [dict(zip(_COLUMNS, r, strict=True)) for r in self._batch],
+                )
         self._batch = []
 
     def close(self) -> None:
