@@ -9,6 +9,7 @@ import pytest
 
 from sharelift.engine.copier import run_subtask
 from sharelift.engine.jobs import JobSpec
+from sharelift.engine.manifest import Manifest
 from sharelift.engine.partition import partition
 from sharelift.engine.scan import scan
 from sharelift.engine.state import StateStore
@@ -51,7 +52,7 @@ def test_a_source_file_deleted_during_the_run_fails_alone(
     bucket = f"fault-{unique_name}"
     oss_server.create_bucket(bucket)
     state = StateStore(f"sqlite:///{tmp_path}/state.db")
-    manifest = str(tmp_path / "manifest.parquet")
+    manifest = Manifest(state, JOB.name, "r1")
     with (
         open_source(address) as source,
         open_destination(oss_server.destination_address(bucket=bucket)) as dest,
@@ -80,8 +81,8 @@ def test_a_destination_that_goes_away_fails_each_file_with_the_reason(
     server.start()
     server.create_bucket("going-away")
     address = server.destination_address(bucket="going-away")
-    manifest = str(tmp_path / "manifest.parquet")
     state = StateStore(f"sqlite:///{tmp_path}/state.db")
+    manifest = Manifest(state, JOB.name, "r1")
     with open_source(SourceAddress(name="src", protocol="local", path=str(root))) as source:
         scan(source, JOB, manifest)
         server.stop()
@@ -113,7 +114,7 @@ def test_a_large_file_truncated_while_it_is_read_ahead_is_read_again_at_its_new_
     bucket = f"shrink-{unique_name}"
     oss_server.create_bucket(bucket)
     state = StateStore(f"sqlite:///{tmp_path}/state.db")
-    manifest = str(tmp_path / "manifest.parquet")
+    manifest = Manifest(state, JOB.name, "r1")
     truncated = []
 
     def shrink_once(_nbytes: int) -> None:

@@ -17,6 +17,7 @@ from tests.folder_snapshot import snapshot
 from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.engine.copier import run_subtask
 from sharelift.engine.jobs import JobSpec
+from sharelift.engine.manifest import Manifest
 from sharelift.engine.partition import partition
 from sharelift.engine.scan import scan
 from sharelift.engine.state import StateStore
@@ -57,8 +58,8 @@ def test_a_source_folder_swapped_for_a_symlink_after_the_scan_fails_its_files(
     (src / "b.txt").write_bytes(b"inside b")
     dst.mkdir()
     before = snapshot(outside)
-    manifest = str(tmp_path / "manifest.parquet")
     state = StateStore(f"sqlite:///{tmp_path}/state.db")
+    manifest = Manifest(state, JOB.name, "r1")
     with local_source(src) as source, local_destination(dst) as dest:
         scan(source, JOB, manifest)
         shutil.rmtree(src / "a")
