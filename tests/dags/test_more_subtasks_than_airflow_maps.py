@@ -44,12 +44,13 @@ def test_twelve_subtasks_run_in_five_mapped_copy_tasks_when_airflow_maps_five(
             "job_name": "many-subtasks",
             "source_conn_id": "maps_src",
             "destination_conn_id": "maps_dst",
+            "destination_prefix": "to/",
             "subtask_file_count": 1,
         }
     )
     assert dr.state == "success"
     for rel, data in files.items():
-        assert (dst / rel).read_bytes() == data
+        assert (dst / "to" / rel).read_bytes() == data
     copies = [ti for ti in dr.get_task_instances() if ti.task_id == "copy"]
     assert sorted(ti.map_index for ti in copies) == [0, 1, 2, 3, 4]
     assert all(ti.state == "success" for ti in copies)
