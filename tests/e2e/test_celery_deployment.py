@@ -34,11 +34,9 @@ DAG_ID = "sharelift_migrate"
 WORKERS = ("worker-1", "worker-2")
 MB = 1_000_000
 
-# Until manifests and checkpoints move into the state database (issue 11, part 1), a copy
-# task reads the manifest that the scan wrote on whichever worker ran it, so the two workers
-# share the compose file's sharelift-work volume. Once that lands, set this to False: each
-# worker then gets a private work folder, as on hosts that share no disk.
-SHARED_WORK_DIR = True
+# The run's manifest and subtasks are in the state database, so each worker gets a private
+# work folder (upload checkpoints only), as on hosts that share no disk.
+SHARED_WORK_DIR = False
 
 # Test-speed settings on top of the compose file (an override file's role): a worker that
 # died is noticed after 20 s instead of 5 min, and its tasks are retried 2 s later.
