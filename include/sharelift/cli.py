@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sharelift.cleanup_cli",
         "remove a job's incomplete multipart uploads and checkpoints older than an age",
     ),
+    "report": (
+        "sharelift.report_cli",
+        "store a run's report again (after the bucket refused it), from the state database",
+    ),
     "airflow-setup": (
         "sharelift.airflow.setup_cli",
         "once per deployment: create the copy pool (2 slots per CPU, 4-20) and work folder",

@@ -78,6 +78,7 @@ def copy_file(
     progress: ProgressCallback | None = None,
     known_absent: bool = False,
     retry: RetryPolicy | None = None,
+    stored_since_ns: int | None = None,
 ) -> FileOutcome:
     """Copy one file if the overwrite rule allows it; never raises for a per-file problem.
 
@@ -86,6 +87,12 @@ def copy_file(
     ``TransferConfig.retry``). A failure that may pass (a server restarting, bytes damaged
     on the way) copies the whole file again within the file's budget; a file that changes
     while it is read is read again (see ``_put_stable``).
+
+    ``stored_since_ns``: when the run started. An object that the overwrite rule would skip
+    as "already migrated" but that was stored since then is this run's own put, never
+    recorded (its process was killed before the record, and the run is resumed): it counts
+    as copied once its CRC-64 is shown equal to the source's, read again, and is put again
+    otherwise.
     """
     started = time.time()
     policy = retry or _policy_of(destination)
@@ -93,6 +100,20 @@ def copy_file(
         with retrying.file_scope(policy):
             existing = None if known_absent else destination.head(key)
             reason = skip_reason(entry, existing)
+            if reason is not None and _own_unrecorded(entry, existing, stored_since_ns):
+                assert existing is not None
+                if existing.crc64 is not None and existing.crc64 == _source_crc(source, entry):
+                    return FileOutcome(
+                        entry.path,
+                        key,
+                        Status.COPIED,
+                        existing.size,
+                        crc64=existing.crc64,
+                        started=started,
+                        finished=time.time(),
+                        etag=existing.etag,
+                    )
+                reason = None  # this run's own object, not shown exact: put it again
             if reason is not None:
                 return FileOutcome(
                     entry.path,
@@ -149,6 +170,30 @@ def copy_file(
         started=started,
         finished=time.time(),
     )
+
+
+def _own_unrecorded(entry: Entry, existing: ObjectInfo | None, since_ns: int | None) -> bool:
+    """``existing`` has the file's size and mtime and was stored since the run started."""
+    return (
+        since_ns is not None
+        and existing is not None
+        and existing.stored_at_ns is not None
+        and existing.stored_at_ns >= since_ns
+        and existing.source_mtime_ns == entry.mtime_ns
+        and existing.size == entry.size
+    )
+
+
+def _source_crc(source: Source, entry: Entry) -> int:
+    """The CRC-64 of the file's bytes as they are now (a resumed run's proof of its object)."""
+    from sharelift.checksum import Crc64
+
+    crc = Crc64()
+    chunk = max(64 * 1024, source.features.read_chunk_size)
+    with source.open_entry(entry) as raw:
+        while block := raw.read(chunk):
+            crc.update(block)
+    return crc.value
 
 
 def _policy_of(destination: Destination) -> RetryPolicy:

@@ -213,7 +213,8 @@ def test_verify_turns_an_object_changed_after_its_copy_into_a_failed_file(env) -
     with copied_subtask(env) as (job, destination, state):
         victim = sorted(files)[1]
         (dst_root / "to" / victim).write_bytes(b"truncated")
-        ok, bad = verify(job.name, "run1", destination, state)
+        checked = verify(job.name, "run1", destination, state)
+        ok, bad = checked.verified, checked.mismatched
     assert (ok, bad) == (len(files) - 1, 1)
     (failed,) = list(state.iter_outcomes(job.name, "run1", status="failed"))
     assert failed["path"] == victim and "size differs" in failed["reason"]
@@ -233,7 +234,8 @@ def test_verify_heads_only_objects_the_listing_shows_changed(env, monkeypatch) -
         headed: list[str] = []
         real_head = destination.head
         monkeypatch.setattr(destination, "head", lambda k: headed.append(k) or real_head(k))
-        ok, bad = verify(job.name, "run1", destination, state)
+        checked = verify(job.name, "run1", destination, state)
+        ok, bad = checked.verified, checked.mismatched
     assert (ok, bad) == (len(files) - 1, 1)
     assert headed == [victim]
     (failed,) = list(state.iter_outcomes(job.name, "run1", status="failed"))
@@ -308,7 +310,8 @@ def test_verify_catches_an_object_rewritten_in_place_with_the_same_size(env) -> 
         victim = sorted(files)[3]
         with open(dst_root / "to" / victim, "r+b") as f:  # same inode, xattrs kept
             f.write(bytes(b ^ 0x55 for b in files[victim]))
-        ok, bad = verify(job.name, "run1", destination, state)
+        checked = verify(job.name, "run1", destination, state)
+        ok, bad = checked.verified, checked.mismatched
     assert (ok, bad) == (len(files) - 1, 1)
     (failed,) = list(state.iter_outcomes(job.name, "run1", status="failed"))
     assert failed["path"] == victim and "CRC-64 differs" in failed["reason"]

@@ -13,6 +13,21 @@ from sharelift.airflow.tasks import POOL_NAME, POOL_SLOTS
 
 __all__ = ["START_TIME_PATTERN", "build_migration_dag", "migration_params"]
 
+FAILED_TASK_STATES = ("failed",)  # not upstream_failed: those only followed the cause
+
+
+def _failed_tasks(ctx: Any) -> list[str]:
+    """The run's failed task ids, through the Task SDK (tasks cannot query Airflow's
+    database themselves); empty when it cannot say."""
+    try:
+        states = ctx["ti"].get_task_states(ctx["dag"].dag_id, run_ids=[ctx["run_id"]])
+    except Exception:  # noqa: BLE001 - only a better message is at stake
+        return []
+    per_run = states.get(ctx["run_id"], states) if isinstance(states, dict) else {}
+    return sorted(
+        str(task_id) for task_id, state in per_run.items() if str(state) in FAILED_TASK_STATES
+    )
+
 
 def migration_params(
     defaults: dict[str, Any] | None = None, *, locked: bool = False
@@ -74,6 +89,7 @@ def build_migration_dag(
         max_active_tasks=POOL_SLOTS + 8,
         tags=tags or ["sharelift"],
         doc_md=__doc__,
+        on_failure_callback=t.record_failed_run,
     )
     def migration() -> None:
         @task
@@ -116,12 +132,12 @@ def build_migration_dag(
             return t.copy_step(job, ctx["run_id"], subtasks)
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
-        def verify(job: dict[str, Any]) -> dict[str, int]:
-            return t.verify_step(job, get_current_context()["run_id"])
+        def verify(job: dict[str, Any] | None, planned: list[Any] | None) -> dict[str, int]:
+            return t.verify_step(job, get_current_context()["run_id"], planned)
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def report(
-            job: dict[str, Any],
+            job: dict[str, Any] | None,
             scan_summary: dict[str, Any] | None,
             verify_result: dict[str, int] | None,
         ) -> dict[str, Any]:
@@ -136,13 +152,19 @@ def build_migration_dag(
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def finish(report_result: dict[str, Any] | None) -> dict[str, Any]:
-            return t.finish_step(report_result)
+            ctx = get_current_context()
+            return t.finish_step(
+                report_result,
+                job_name=ctx["params"].get("job_name"),
+                run_id=ctx["run_id"],
+                failed_tasks=None if report_result else _failed_tasks(ctx),
+            )
 
         job = check_addresses()
         scanned = scan(job)
         subtasks = partition(job, scanned)
         copied = copy.partial(job=job).expand(subtasks=subtasks)
-        verified = verify(job)
+        verified = verify(job, subtasks)
         copied >> verified
         reported = report(job, scanned, verified)
         reported >> queue_next_run() >> finish(reported)

@@ -142,7 +142,7 @@ def scan_step(
     backfill_window: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
     spec = {"dag_id": dag_id, "params": params or {}}
-    with _run(job_dict, run_id) as run:
+    with _run(job_dict, run_id) as run, steps.ends_run_on_failure(run, "scan"):
         return steps.scan(run, spec=spec, backfill_window=backfill_window).to_dict()
 
 
@@ -168,7 +168,7 @@ def copy_tasks() -> int:
 
 def partition_step(job_dict: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
     """The subtasks, in at most ``copy_tasks()`` groups: one mapped copy task each."""
-    with _run(job_dict, run_id) as run:
+    with _run(job_dict, run_id) as run, steps.ends_run_on_failure(run, "partition"):
         subtasks = steps.partition(run)
     return [g.to_dict() for g in steps.group(subtasks, copy_tasks())]
 
@@ -178,27 +178,116 @@ def copy_step(job_dict: dict[str, Any], run_id: str, group: dict[str, Any]) -> d
         return dict(steps.copy_group(run, SubtaskGroup.from_dict(group)))
 
 
-def verify_step(job_dict: dict[str, Any], run_id: str) -> dict[str, int]:
+def _skip(why: str) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    raise AirflowSkipException(why)
+
+
+def _skip_when_ended(run: steps.RunContext) -> None:
+    recorded = steps.ended(run)
+    if recorded is not None:
+        _skip(f"the run has ended {recorded['state']}: {recorded.get('message') or ''}".strip())
+
+
+def verify_step(
+    job_dict: dict[str, Any] | None, run_id: str, subtasks: list[Any] | None = None
+) -> dict[str, int]:
+    """Skips (not fails) when the run never got to copying: Create Failed, or the scan or
+    the partition failed; their cause is recorded with the run and ``finish`` reports it."""
+    if job_dict is None:
+        _skip("the run did not start (Create Failed): nothing to verify")
+    assert job_dict is not None
+    if subtasks is None:
+        _skip("the scan or the partition did not finish: nothing was copied")
     with _run(job_dict, run_id) as run:
-        return steps.verify(run)
+        _skip_when_ended(run)
+        with steps.ends_run_on_failure(run, "verify"):
+            return steps.verify(run)
 
 
 def report_step(
-    job_dict: dict[str, Any],
+    job_dict: dict[str, Any] | None,
     run_id: str,
     scan_summary: dict[str, Any] | None,
     verify_result: dict[str, int] | None,
 ) -> dict[str, Any]:
+    """Skips like ``verify_step``; a report the bucket refuses fails the task at once
+    (the run is recorded Failed with the cause; ``sharelift report`` stores it later)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if job_dict is None:
+        _skip("the run did not start (Create Failed): nothing to report")
+    assert job_dict is not None
+    if scan_summary is None:
+        _skip("the scan did not finish: there is no list of files to report")
     with _run(job_dict, run_id) as run:
-        summary = steps.report(run, scan_summary, verify_result)
+        _skip_when_ended(run)
+        try:
+            with steps.ends_run_on_failure(run, "report"):
+                summary = steps.report(run, scan_summary, verify_result)
+        except steps.ReportNotWritten as exc:
+            raise AirflowFailException(str(exc)) from None
     return {k: summary[k] for k in REPORT_XCOM_KEYS}
 
 
-def finish_step(report_result: dict[str, Any] | None) -> dict[str, Any]:
-    """The run's verdict as the task's outcome: failed when ``steps.finish`` says why."""
+def record_failed_run(context: Any) -> None:
+    """The DAG's ``on_failure_callback``: the safety net when ``finish`` could not run (the
+    run was marked failed by hand, its tasks were killed): a run recorded in a step's state
+    ends Failed. A run already ended keeps its own state and cause."""
+    import logging
+
+    log = logging.getLogger("sharelift")
+    try:
+        params = context.get("params") or {}
+        job_name, run_id = params.get("job_name"), context.get("run_id")
+        if not job_name or not run_id:
+            return
+        state = StateStore(state_url())
+        try:
+            reason = context.get("reason") or "the Airflow run failed"
+            steps.record_failed(
+                state, str(job_name), str(run_id), f"the run did not finish: {reason}"
+            )
+        finally:
+            state.close()
+    except Exception:  # noqa: BLE001 - a callback must not fail the scheduler's work
+        log.exception("could not record the failed run")
+
+
+def finish_step(
+    report_result: dict[str, Any] | None,
+    *,
+    job_name: str | None = None,
+    run_id: str | None = None,
+    failed_tasks: list[str] | None = None,
+) -> dict[str, Any]:
+    """The run's verdict as the task's outcome: failed when ``steps.finish`` says why.
+
+    Without a report, the run's recorded state holds the cause; a run still recorded in a
+    step's state (a task died before it could record anything: a killed worker) is ended
+    here, Failed, naming the tasks that failed.
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
-    failure = steps.finish(report_result)
+    recorded = None
+    if not report_result and job_name and run_id:
+        state = StateStore(state_url())
+        try:
+            recorded = state.get_run(job_name[:63], run_id)
+            if recorded is None or recorded.get("state") not in steps.TERMINAL_STATES:
+                tasks = ", ".join(failed_tasks or []) or "unknown"
+                steps.record_failed(
+                    state,
+                    job_name,
+                    run_id,
+                    f"the run did not finish: task(s) {tasks} failed or their worker died "
+                    "before recording a cause (see their logs)",
+                )
+                recorded = state.get_run(job_name[:63], run_id)
+        finally:
+            state.close()
+    failure = steps.finish(report_result, recorded)
     if failure is not None:
         raise AirflowFailException(failure)
     return report_result or {}

@@ -59,6 +59,11 @@ def run_subtask(
     if throttle is not None:
         progress = _metered(throttle, progress)
     done = state.done_paths(job.name, run_id, subtask.index)
+    recorded = state.get_run(job.name, run_id) or {}
+    # Whole seconds, rounded down: HTTP dates (OSS Last-Modified) have no finer grain, and an
+    # object stored in the second the run started is then taken for an earlier run's.
+    since = int(recorded["started_at"]) + 1 if recorded.get("started_at") else None
+    stored_since_ns = since * 1_000_000_000 if since else None
     counts: Counter[str] = Counter()
     pending: list[OutcomeRow] = []
     last_flush = time.monotonic()
@@ -84,7 +89,9 @@ def run_subtask(
             if len(pending) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
                 flush()
 
-        with _Copier(source, destination, subtask.index, progress, threads) as copier:
+        with _Copier(
+            source, destination, subtask.index, progress, threads, stored_since_ns
+        ) as copier:
             rows = manifest.rows(subtask.start_row, subtask.stop_row)
             decided = _with_absence(rows, destination, done, job.dry_run)
             if threads == 1 and source.features.prefetch and not job.dry_run:
@@ -160,7 +167,9 @@ class _Copier:
         subtask: int,
         progress: ProgressCallback | None,
         threads: int,
+        stored_since_ns: int | None = None,
     ) -> None:
+        self._stored_since_ns = stored_since_ns
         self._source = source
         self._destination = destination
         self._subtask = subtask
@@ -205,6 +214,7 @@ class _Copier:
             row.path,
             progress=self._progress,
             known_absent=known_absent,
+            stored_since_ns=self._stored_since_ns,
         )
         return OutcomeRow(
             row.path,

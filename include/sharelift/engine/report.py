@@ -12,6 +12,9 @@ Line formats (tab-separated, one entry per line, UTF-8):
   folders that could not be read), with the size and mtime the listing gave;
 * completed list: ``<object name>\t<size bytes>\t<CRC-64>\t<completion time>``
 * error list: ``<object name>\t<start time>\t<end time>\t<error description>``
+* unverified list (``<job>_unverified_list.txt``): ``<object name>\t<reason>``: copied
+  files (also in the completed list) whose objects verify could not check; counted as
+  ``files_unverified`` in the summary
 
 Names (and error descriptions) are escaped by one rule, ``sharelift.engine.names``: '%',
 bytes that are not valid UTF-8, control characters and U+2028/U+2029 are written as
@@ -45,6 +48,10 @@ from sharelift.engine.state import StateStore
 from sharelift.storage.base import Destination, Source
 
 REPORT_ROOT = "aliyun_mgw_import_report"
+UNFINISHED = (
+    "not copied: its subtask did not finish (its worker was killed or its copy task failed; "
+    "see the copy task's log)"
+)
 NAME_ESCAPING = (
     "percent: '%', bytes that are not valid UTF-8, control characters and U+2028/U+2029 "
     "are written as %XX per byte; urllib.parse.unquote_to_bytes gives the name's bytes"
@@ -100,6 +107,11 @@ def error_line(o: dict[str, Any]) -> str:
     return f"{name}\t{iso(o['started_at'])}\t{iso(o['finished_at'])}\t{escape_field(reason)}\n"
 
 
+def unverified_line(o: dict[str, Any]) -> str:
+    name = object_list_name(o["object_key"], o["path"], o["reason"] or "")
+    return f"{name}\t{escape_field(o['unverified'])}\n"
+
+
 # list kind -> (outcome status it lists, its line format)
 OUTCOME_LISTS = {"completed": ("copied", completed_line), "error": ("failed", error_line)}
 
@@ -122,6 +134,7 @@ def list_names(job: str) -> dict[str, str]:
         "total": f"{job}_total_list.txt",
         "completed": f"{job}_completed_list.txt",
         "error": f"{job}_error_list.txt",
+        "unverified": f"{job}_unverified_list.txt",
         "summary": f"{job}_summary.json",
         "summary_text": f"{job}_summary.txt",
     }
@@ -154,11 +167,19 @@ def write_report(
         for kind in ("completed", "error"):
             with open(paths[kind], "w", encoding="utf-8") as f:
                 f.writelines(outcome_lines(state, job, run_id, kind))
+        with open(paths["unverified"], "w", encoding="utf-8") as f:
+            f.writelines(
+                unverified_line(o)
+                for o in state.iter_outcomes(job, run_id, status="copied")
+                if o["unverified"]
+            )
         summary = build_summary(job, run_id, state, scan_summary=scan_summary, extra=extra)
         summary["hidden_kinds"] = list(source.features.hidden_kinds)
         summary["report_folder"] = root.display_url(folder)
         summary["lists"] = {
-            k: folder + v for k, v in names.items() if k in ("total", "completed", "error")
+            k: folder + v
+            for k, v in names.items()
+            if k in ("total", "completed", "error", "unverified")
         }
         with open(paths["summary"], "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2, sort_keys=True)
@@ -172,11 +193,21 @@ def write_report(
 
 
 def record_unattempted(
-    job: str, run_id: str, manifest: Manifest, destination: Destination, state: StateStore
+    job: str,
+    run_id: str,
+    manifest: Manifest,
+    destination: Destination,
+    state: StateStore,
+    *,
+    rows: tuple[int, int | None] = (0, None),
+    subtask: int = -1,
+    reason: str = UNFINISHED,
 ) -> int:
-    """Every manifest row without an outcome (its subtask crashed) becomes a failed file.
+    """Every manifest row (of ``rows``: start, stop) without an outcome becomes a failed file.
 
     Nothing is silently lost: the error list names each of them and a retry takes them.
+    The copy step records its own rows this way, with its cause, when it raises; the
+    report records what is still missing (a subtask whose worker was killed).
     """
     from sharelift.engine.state import OutcomeRow
 
@@ -192,12 +223,12 @@ def record_unattempted(
             OutcomeRow(
                 r.path,
                 destination.object_name(r.path),
-                -1,
+                subtask,
                 "failed",
                 r.size,
                 r.mtime_ns,
                 None,
-                "not copied: its subtask did not finish (see the copy task's log)",
+                reason,
                 now,
                 now,
             )
@@ -208,7 +239,7 @@ def record_unattempted(
         missing += len(rows)
         batch.clear()
 
-    for row in manifest.rows():
+    for row in manifest.rows(*rows):
         batch.append(row)
         if len(batch) >= 5000:
             flush()
@@ -239,6 +270,7 @@ def build_summary(
         "bytes_copied": copied_bytes,
         "files_skipped": counts.get("skipped", (0, 0))[0],
         "files_failed": counts.get("failed", (0, 0))[0],
+        "files_unverified": state.unverified(job, run_id),
         "skipped_reasons": state.skip_reasons(job, run_id),
         "started_at": iso(started),
         "duration_seconds": round(duration, 3),
@@ -285,6 +317,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  bytes copied: {summary['bytes_copied']} in {summary['duration_seconds']} s "
         f"({summary['throughput_mb_per_s']} MB/s, {summary['files_per_second']} files/s)",
     ]
+    if summary.get("files_unverified"):
+        lines.append(
+            f"  {summary['files_unverified']} copied file(s) could not be verified (the "
+            "bucket did not answer): listed with the reason in the unverified list"
+        )
     for reason, n in sorted(summary.get("skipped_reasons", {}).items()):
         lines.append(f"  skipped {n}: {reason}")
     scan = summary.get("scan") or {}

@@ -74,7 +74,9 @@ def run_job(
 ) -> dict[str, Any]:
     """Check, scan, partition, copy, verify, report and finish; returns the report summary
     (its ``state`` says Completed, Success or Failed). Raises what the check raises
-    (``ConfigError``, ``AddressError``) after recording the run as Create Failed."""
+    (``ConfigError``, ``AddressError``) after recording the run as Create Failed, and what
+    a later step raises after recording the run as Failed with the cause (a report the
+    bucket refused: ``steps.ReportNotWritten``)."""
     run_id = run_id or default_run_id()
     state_url = state_url or f"sqlite:///{os.path.join(work_dir, 'state.db')}"
     with steps.open_run(
@@ -91,11 +93,15 @@ def run_job(
         except ShareliftError as exc:
             steps.record_create_failed(run.state, job.name, run_id, exc)
             raise
-        scanned = steps.scan(run, spec=spec)
-        subtasks = steps.partition(run)
+        with steps.ends_run_on_failure(run, "scan"):
+            scanned = steps.scan(run, spec=spec)
+        with steps.ends_run_on_failure(run, "partition"):
+            subtasks = steps.partition(run)
         _copy_all(run, subtasks, workers, state_url, gil_bound=_gil_bound(source_address))
-        verified = steps.verify(run)
-        summary = steps.report(run, scanned.to_dict(), verified)
+        with steps.ends_run_on_failure(run, "verify"):
+            verified = steps.verify(run)
+        with steps.ends_run_on_failure(run, "report"):
+            summary = steps.report(run, scanned.to_dict(), verified)
         failure = steps.finish(summary)
         if failure:
             log.warning("run %s of %s failed: %s", run_id, job.name, failure)

@@ -48,6 +48,9 @@ runs = sa.Table(
     sa.Column("run_number", sa.Integer),
     sa.Column("retry_of", sa.String(250)),
     sa.Column("spec", sa.Text),  # the job's settings as JSON (no secrets: addresses are ids)
+    # What the report is built from (scan summary, verify counts; JSON), kept before its
+    # upload so that ``sharelift report`` can store a refused report again.
+    sa.Column("report_input", sa.Text),
 )
 
 outcomes = sa.Table(
@@ -72,6 +75,8 @@ outcomes = sa.Table(
     # The destination's tag of the object this run stored: verify compares it with a
     # listing and heads only the objects whose tag or size differ.
     sa.Column("etag", sa.String(80)),
+    # Why verify could not check a copied object (it stays copied; the report lists it).
+    sa.Column("unverified", sa.Text),
 )
 sa.Index("ix_outcomes_status", outcomes.c.job, outcomes.c.run_id, outcomes.c.status)
 
@@ -168,6 +173,7 @@ class OutcomeRow:
             "finished_at": self.finished_at,
             "verified": False,
             "etag": self.etag,
+            "unverified": None,
         }
 
 
@@ -361,6 +367,17 @@ class StateStore:
         )
         with self.engine.connect() as conn:
             return {s: (int(n), int(b)) for s, n, b in conn.execute(q)}
+
+    def unverified(self, job: str, run_id: str) -> int:
+        """Copied files whose objects verify could not check (``unverified`` says why)."""
+        q = sa.select(sa.func.count()).where(
+            outcomes.c.job == job,
+            outcomes.c.run_id == run_id,
+            outcomes.c.status == "copied",
+            outcomes.c.unverified.is_not(None),
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar() or 0)
 
     def skip_reasons(self, job: str, run_id: str) -> dict[str, int]:
         q = (

@@ -16,7 +16,7 @@ STATE_MAPPING: dict[str, str] = {
     "Migrating": "run running, copy instances running (one per subtask, at most 20 at once)",
     "Completed": "run success (full/incremental: every file migrated, report written)",
     "Success": "run success (a sync run: every changed file synced)",
-    "Failed": "run failed at task finish (report written; retry with retry_of=<run id>)",
+    "Failed": "run failed at task finish (a file failed: report written, retry with retry_of=<run id>; or a step failed: the cause is recorded with the run)",
     "Stopped": "DAG paused (a sync or incremental job: unpause to start again)",
 }
 

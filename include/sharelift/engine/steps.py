@@ -33,7 +33,7 @@ from sharelift.engine.partition import Subtask, SubtaskGroup
 from sharelift.engine.run_paths import RunPaths
 from sharelift.engine.scan import ScanResult
 from sharelift.engine.state import StateStore
-from sharelift.errors import scrub
+from sharelift.errors import ShareliftError, scrub
 from sharelift.storage import TransferConfig, open_destination, open_source
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,8 @@ def scan(
         run.run_id,
         migration_type=job.migration_type,
         state="Scanning",
+        message=None,
+        finished_at=None,
         run_number=job.run_number,
         retry_of=job.retry_of,
         spec=json.dumps(recorded, sort_keys=True, default=str),
@@ -256,12 +258,52 @@ def copy(run: RunContext, subtask: Subtask) -> Counter[str]:
     Flow control (docs/flow-control.md): the subtask holds a share of the job's live bandwidth limit,
     through the state database, for as long as it copies.
     """
+    started = time.monotonic()
+    try:
+        counts = _copy(run, subtask)
+    except Exception as exc:
+        _record_unfinished(run, subtask, exc)
+        raise
+    log.info(
+        "subtask %d: %s in %.2f s (%d files, %.1f MB planned)",
+        subtask.index,
+        dict(counts),
+        time.monotonic() - started,
+        subtask.files,
+        subtask.bytes / 1e6,
+    )
+    return counts
+
+
+def _record_unfinished(run: RunContext, subtask: Subtask, exc: BaseException) -> None:
+    """The subtask's files without an outcome fail with its cause ("subtask N did not
+    finish: ..."); a retry of the task copies them and replaces these records."""
+    from sharelift.engine.report import record_unattempted
+    from sharelift.storage.retrying import describe
+
+    reason = f"subtask {subtask.index} did not finish: {scrub(describe(exc))}"
+    try:
+        with open_destination(run.destination, transfer=run.transfer) as destination:
+            record_unattempted(
+                run.job.name,
+                run.run_id,
+                run.manifest,
+                destination,
+                run.state,
+                rows=(subtask.start_row, subtask.stop_row),
+                subtask=subtask.index,
+                reason=reason,
+            )
+    except Exception:  # noqa: BLE001 - recording must not hide the real cause
+        log.exception("could not record the files of subtask %d as failed", subtask.index)
+
+
+def _copy(run: RunContext, subtask: Subtask) -> Counter[str]:
     from sharelift.engine.copier import run_subtask
     from sharelift.engine.flow_control import open_throttle
 
     job = run.job
     manifest = run.manifest
-    started = time.monotonic()
     with (
         open_throttle(run.state, job.name, run.run_id, subtask.index) as throttle,
         open_source(run.source) as source,
@@ -280,14 +322,6 @@ def copy(run: RunContext, subtask: Subtask) -> Counter[str]:
     manifest.mark_done(subtask.index)
     if throttle.waited:
         log.info("flow control: waited %.1f s for the job's bandwidth limit", throttle.waited)
-    log.info(
-        "subtask %d: %s in %.2f s (%d files, %.1f MB planned)",
-        subtask.index,
-        dict(counts),
-        time.monotonic() - started,
-        subtask.files,
-        subtask.bytes / 1e6,
-    )
     return counts
 
 
@@ -295,16 +329,27 @@ def copy(run: RunContext, subtask: Subtask) -> Counter[str]:
 
 
 def verify(run: RunContext) -> dict[str, int]:
-    """Every copied object's size and CRC-64 against the source's; mismatches fail."""
+    """Every copied object's size and CRC-64 against the source's; only a measured mismatch
+    fails a file, an object that could not be checked stays copied and is counted
+    ``unverified`` with the reason (``sharelift.engine.verify``)."""
     from sharelift.engine.verify import verify as verify_objects
 
     with open_destination(run.destination, transfer=run.transfer) as destination:
-        ok, bad = verify_objects(run.job.name, run.run_id, destination, run.state)
-    log.info("verified %d objects by size and CRC-64; %d differ", ok, bad)
-    return {"verified": ok, "mismatched": bad}
+        result = verify_objects(run.job.name, run.run_id, destination, run.state)
+    log.info(
+        "verified %d objects by size and CRC-64; %d differ; %d could not be checked",
+        result.verified,
+        result.mismatched,
+        result.unverified,
+    )
+    return result.to_dict()
 
 
 # -- report --------------------------------------------------------------------------------
+
+
+class ReportNotWritten(ShareliftError):
+    """The bucket refused the report (after the shared retry policy): the run is Failed."""
 
 
 def report(
@@ -315,9 +360,11 @@ def report(
     """Write the three lists and the summary (docs/reports.md); returns the summary.
 
     Also ends the run in the state database with its state (Completed, Success or Failed).
+    What the report is built from is kept with the run first, so that a report the bucket
+    refuses (``ReportNotWritten``; the run is then recorded Failed with the cause) can be
+    stored again by ``sharelift report`` (``report_again``): its lists are built from the
+    state database, which keeps every outcome.
     """
-    from sharelift.engine.report import format_summary, write_report
-
     job, state = run.job, run.state
     recorded = state.get_run(job.name, run.run_id) or {}
     extra = {
@@ -326,21 +373,61 @@ def report(
         "verify_mismatches": (verify_result or {}).get("mismatched"),
         "dry_run": job.dry_run,
     }
-    with (
-        open_source(run.source) as source,
-        open_destination(run.destination, transfer=run.transfer) as destination,
-    ):
-        summary = write_report(
-            job.name,
-            run.run_id,
-            run.manifest,
-            source,
-            destination,
-            state,
-            scan_summary=scan_summary,
-            extra=extra,
-        )
-    state.upsert_run(job.name, run.run_id, state=summary["state"], finished_at=time.time())
+    state.upsert_run(
+        job.name,
+        run.run_id,
+        report_input=json.dumps(
+            {"scan_summary": scan_summary, "verify_result": verify_result},
+            sort_keys=True,
+            default=str,
+        ),
+    )
+    return _write_report(run, scan_summary, extra)
+
+
+def report_again(run: RunContext) -> dict[str, Any]:
+    """Store the report of a run whose report step could not (``sharelift report``)."""
+    recorded = run.state.get_run(run.job.name, run.run_id) or {}
+    kept = json.loads(recorded.get("report_input") or "{}")
+    return report(run, kept.get("scan_summary"), kept.get("verify_result"))
+
+
+def _write_report(
+    run: RunContext, scan_summary: dict[str, Any] | None, extra: dict[str, Any]
+) -> dict[str, Any]:
+    from sharelift.engine.report import format_summary, write_report
+    from sharelift.storage.retrying import describe
+
+    job, state = run.job, run.state
+    try:
+        with (
+            open_source(run.source) as source,
+            open_destination(run.destination, transfer=run.transfer) as destination,
+        ):
+            summary = write_report(
+                job.name,
+                run.run_id,
+                run.manifest,
+                source,
+                destination,
+                state,
+                scan_summary=scan_summary,
+                extra=extra,
+            )
+    except Exception as exc:
+        cause = f"{REPORT_FAILED}: {scrub(describe(exc))}"
+        record_failed(state, job.name, run.run_id, cause, replace=True)
+        raise ReportNotWritten(
+            f"{cause} (the lists are kept in the state database; store them with "
+            f"`sharelift report {job.name} {run.run_id}`)"
+        ) from exc
+    state.upsert_run(
+        job.name,
+        run.run_id,
+        state=summary["state"],
+        finished_at=time.time(),
+        message=_verdict(summary),
+    )
     for line in format_summary(summary).splitlines():
         log.info("%s", line)
     return summary
@@ -349,21 +436,94 @@ def report(
 # -- finish --------------------------------------------------------------------------------
 
 
-def finish(summary: dict[str, Any] | None) -> str | None:
+def finish(summary: dict[str, Any] | None, recorded: dict[str, Any] | None = None) -> str | None:
     """The run's verdict (docs/states.md): ``None`` when it Completed (or, for sync, Succeeded),
-    else why it failed (some file failed, or no report because an earlier step failed).
+    else why it failed (some file failed, or the cause an earlier step recorded).
 
     A step of its own, last in the run, so that the report is written (and in Airflow the
-    next run of an incremental job is queued) before the run is marked failed.
+    next run of an incremental job is queued) before the run is marked failed. Without a
+    report, ``recorded`` (the run's row in the state database) holds the cause.
     """
     from sharelift.engine.states import run_state_mapping
 
     if not summary:
+        if recorded and recorded.get("state") in ("Create Failed", "Failed"):
+            return f"{recorded['state']}: {recorded.get('message') or NO_CAUSE}"
         return "no report: an earlier step failed (see check_addresses, scan or report)"
     log.info("%s (Airflow run state: %s)", summary["state"], run_state_mapping()[summary["state"]])
+    return _verdict(summary)
+
+
+NO_CAUSE = "an earlier step failed without a recorded cause (see the failed task's log)"
+
+
+def _verdict(summary: dict[str, Any]) -> str | None:
     if summary["state"] == "Failed":
         return (
             f"{summary['files_failed']} file(s) failed; see the error list in "
             f"{summary['report_folder']}"
         )
     return None
+
+
+# -- ending a run that a step could not carry on -------------------------------------------
+
+TERMINAL_STATES = ("Create Failed", "Failed", "Completed", "Success")
+
+
+def record_failed(
+    state: StateStore, job_name: str, run_id: str, cause: str, *, replace: bool = False
+) -> str:
+    """End the run Failed with ``cause`` (docs/states.md); returns the cause recorded.
+
+    The first cause stands: a run already ended (Create Failed, Failed, or finished by its
+    report) keeps its state and message, unless ``replace`` (the report step, whose failure
+    undoes the verdict it was about to store). Recording must never hide the real cause,
+    so a database that cannot be written is only logged.
+    """
+    cause = scrub(cause).strip() or NO_CAUSE
+    try:
+        recorded = state.get_run(job_name[:63], run_id) or {}
+        if recorded.get("state") == "Create Failed":
+            return str(recorded.get("message") or cause)
+        if recorded.get("state") in TERMINAL_STATES and not replace:
+            return str(recorded.get("message") or recorded["state"])
+        state.upsert_run(
+            job_name[:63], run_id, state="Failed", message=cause, finished_at=time.time()
+        )
+    except Exception:  # noqa: BLE001 - recording must not hide the real cause
+        log.exception("could not record the run as Failed")
+    return cause
+
+
+@contextlib.contextmanager
+def ends_run_on_failure(run: RunContext, step: str) -> Iterator[None]:
+    """A step that raises ends the run Failed with "<step> failed: <cause>", then re-raises
+    (the DAG's task fails too). Steps after it see the run ended and skip."""
+    from sharelift.storage.retrying import describe
+
+    try:
+        yield
+    except ReportNotWritten:
+        raise  # recorded with its own cause
+    except Exception as exc:
+        record_failed(run.state, run.job.name, run.run_id, f"{step} failed: {describe(exc)}")
+        raise
+
+
+def ended(run: RunContext) -> dict[str, Any] | None:
+    """The run's row when an earlier step ended it (Create Failed, or Failed by a step that
+    could not go on): the steps after it skip. Not a run Failed by its files or by a
+    refused report: running the report again is how those are mended."""
+    recorded = run.state.get_run(run.job.name, run.run_id)
+    if not recorded or recorded.get("report_url"):
+        return None
+    if recorded.get("state") == "Create Failed":
+        return recorded
+    message = str(recorded.get("message") or "")
+    if recorded.get("state") == "Failed" and not message.startswith(REPORT_FAILED):
+        return recorded
+    return None
+
+
+REPORT_FAILED = "report could not be written"

@@ -224,6 +224,9 @@ class ObjectInfo:
     last_modified_ns: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     etag: str | None = None
+    # When the destination stored the object (OSS: its Last-Modified), whoever wrote it:
+    # a resumed run tells its own unrecorded puts from an earlier run's objects by it.
+    stored_at_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,7 @@ class LocalDestination(Destination):
             mode=mode,
             last_modified_ns=st.st_ctime_ns,
             etag=_etag(st),
+            stored_at_ns=st.st_ctime_ns,
         )
 
     def put(

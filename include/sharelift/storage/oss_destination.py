@@ -585,7 +585,20 @@ def _object_info(key: str, headers: Any, size: int) -> ObjectInfo:
         mode=_int(META_MODE),
         metadata={k.lower(): v for k, v in headers.items() if k.lower().startswith("x-oss-meta-")},
         etag=normal_etag(headers.get("ETag")),
+        stored_at_ns=_http_date_ns(headers.get("Last-Modified")),
     )
+
+
+def _http_date_ns(value: str | None) -> int | None:
+    """An HTTP date (whole seconds) in nanoseconds; None when absent or unreadable."""
+    from email.utils import parsedate_to_datetime
+
+    if not value:
+        return None
+    try:
+        return int(parsedate_to_datetime(value).timestamp()) * 1_000_000_000
+    except (TypeError, ValueError):
+        return None
 
 
 def _address_cause(exc: oss_exc.OssError, address: DestinationAddress) -> str:
