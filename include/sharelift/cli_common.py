@@ -84,6 +84,18 @@ def require_run(store: StateStore, job: str, run_id: str) -> dict[str, Any]:
     )
 
 
+def load_run(state_url: str | None, job: str, run_id: str) -> dict[str, Any]:
+    """A recorded run of a known job, read from the state database and the database closed
+    again; ``CliError`` naming what exists otherwise."""
+    config = resolve(state_url)
+    store = open_store(config)
+    try:
+        require_job(store, job, config)
+        return require_run(store, job, run_id)
+    finally:
+        store.close()
+
+
 def fail(exc: Exception) -> int:
     print(f"sharelift: {exc}", file=sys.stderr)
     return 2

@@ -19,9 +19,7 @@ from sharelift.cli_common import (
     CliError,
     add_state_url_option,
     fail,
-    open_store,
-    require_job,
-    require_run,
+    load_run,
     resolve,
 )
 
@@ -60,16 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = resolve(args.state_url)
     try:
-        store = open_store(config)
+        row = load_run(args.state_url, args.job, args.run_id)
     except CliError as exc:
         return fail(exc)
-    try:
-        require_job(store, args.job, config)
-        row = require_run(store, args.job, args.run_id)
-    except CliError as exc:
-        return fail(exc)
-    finally:
-        store.close()
     if row.get("state") in STILL_GOING:
         return fail(
             CliError(

@@ -16,10 +16,7 @@ from sharelift.cli_common import (
     CliError,
     add_state_url_option,
     fail,
-    open_store,
-    require_job,
-    require_run,
-    resolve,
+    load_run,
 )
 
 
@@ -69,18 +66,10 @@ def run(args: argparse.Namespace) -> int:
                 "(or use --print to see the command)"
             )
         )
-    config = resolve(args.state_url)
     try:
-        store = open_store(config)
+        row = load_run(args.state_url, args.job, args.run_id)
     except CliError as exc:
         return fail(exc)
-    try:
-        require_job(store, args.job, config)
-        row = require_run(store, args.job, args.run_id)
-    except CliError as exc:
-        return fail(exc)
-    finally:
-        store.close()
     if row.get("state") != "Failed":
         print(
             f"sharelift: run {args.run_id} is {row.get('state')!r}, not Failed; retrying anyway "
