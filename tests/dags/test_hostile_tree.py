@@ -26,6 +26,7 @@ import pytest
 from sharelift.checksum import crc64
 from sharelift.engine.names import NOT_UTF8_REASON, escape_field
 from sharelift.engine.report import REPORT_ROOT, iso_ns
+from tests.dags.conftest import point_it_src_at
 
 from .test_full_migration_servers import set_connection
 
@@ -123,39 +124,7 @@ def is_storable(text: str) -> bool:
 @pytest.fixture(params=["local", "nfs", "smb"])
 def hostile(request, testbed_root: Path, oss_server, unique_name: str):  # type: ignore[no-untyped-def]
     backend = request.param
-    if backend == "local":
-        root = testbed_root / "dag-hostile" / unique_name
-        root.mkdir(parents=True, mode=0o755)
-        set_connection("it_src", conn_type="sharelift_local", extra={"path": str(root)})
-        url_base = f"file://{root}"
-    elif backend == "nfs":
-        server = request.getfixturevalue("nfs_server")
-        root = Path(server.export_dir) / unique_name
-        root.mkdir(mode=0o755)
-        set_connection(
-            "it_src",
-            conn_type="sharelift_nfs",
-            host=server.host,
-            port=server.nfs_port,
-            schema=server.export_path,
-            extra={"mount_port": server.mount_port, "path": unique_name},
-        )
-        url_base = f"nfs://{server.host}/{server.export_path.strip('/')}/{unique_name}"
-    else:
-        server = request.getfixturevalue("smb_server")
-        root = Path(server.share_dir) / unique_name
-        root.mkdir(mode=0o755)
-        set_connection(
-            "it_src",
-            conn_type="sharelift_smb",
-            host=server.host,
-            port=server.port,
-            schema=server.share,
-            login=server.username,
-            password=server.password.reveal(),
-            extra={"path": unique_name},
-        )
-        url_base = f"smb://{server.host}/{server.share}/{unique_name}"
+    root, url_base = point_it_src_at(request, backend, testbed_root / "dag-hostile", unique_name)
     bucket = f"hostile-{unique_name}"
     oss_server.create_bucket(bucket)
     set_connection("it_dst", **oss_server.connection_fields(bucket))
