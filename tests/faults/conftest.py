@@ -159,3 +159,27 @@ def local_tree(testbed_root: Path, unique_name: str) -> Iterator[tuple[Path, Any
     root = testbed_root / "faults" / unique_name
     root.mkdir(parents=True, mode=0o755)
     yield root, SourceAddress(name="src", protocol="local", path=str(root))
+
+
+@pytest.fixture
+def own_nfs(testbed_root: Path, unique_name: str):  # type: ignore[no-untyped-def]
+    from tests.servers.nfs import NfsServer
+
+    export = testbed_root / f"nfs-{unique_name}"
+    export.mkdir(mode=0o755)
+    work = testbed_root / f"nfs-work-{unique_name}"
+    work.mkdir(mode=0o755)
+    with NfsServer(export, work) as server:
+        yield server
+
+
+@pytest.fixture
+def own_smb(testbed_root: Path, unique_name: str):  # type: ignore[no-untyped-def]
+    from tests.servers.smb import SmbServer
+
+    share = testbed_root / f"smb-{unique_name}"
+    share.mkdir(mode=0o755)
+    work = testbed_root / f"smb-work-{unique_name}"
+    work.mkdir(mode=0o755)
+    with SmbServer(share, work) as server:
+        yield server

@@ -9,8 +9,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pytest
-
 from tests.faults.conftest import Copy, make_tree, record
 
 OUTAGE = 5.0
@@ -63,30 +61,6 @@ def test_ossd_killed_mid_copy_and_back_after_5_s_loses_no_file(
         direct = server.destination_address(bucket="outage")
         copy = Copy(tmp_path, root, source_address, direct)
         finish(copy, direct, server, "ossd killed, back after 5 s", files)
-
-
-@pytest.fixture
-def own_nfs(testbed_root: Path, unique_name: str):  # type: ignore[no-untyped-def]
-    from tests.servers.nfs import NfsServer
-
-    export = testbed_root / f"nfs-{unique_name}"
-    export.mkdir(mode=0o755)
-    work = testbed_root / f"nfs-work-{unique_name}"
-    work.mkdir(mode=0o755)
-    with NfsServer(export, work) as server:
-        yield server
-
-
-@pytest.fixture
-def own_smb(testbed_root: Path, unique_name: str):  # type: ignore[no-untyped-def]
-    from tests.servers.smb import SmbServer
-
-    share = testbed_root / f"smb-{unique_name}"
-    share.mkdir(mode=0o755)
-    work = testbed_root / f"smb-work-{unique_name}"
-    work.mkdir(mode=0o755)
-    with SmbServer(share, work) as server:
-        yield server
 
 
 def test_nfs_ganesha_killed_mid_copy_and_back_after_5_s_loses_no_file(

@@ -37,6 +37,8 @@ REFUSED: list[tuple[str, Any]] = [
     ("include", "*.pdf"),
     ("include", [1]),
     ("dry_run", "yes"),
+    ("retry_request_seconds", -1),
+    ("retry_file_seconds", 86_401),
 ]
 ACCEPTED: list[tuple[str, Any]] = [
     ("source_path", "reports/2024"),
@@ -50,6 +52,8 @@ ACCEPTED: list[tuple[str, Any]] = [
     ("subtask_file_size_mb", 10 * 1024 * 1024),
     ("estimated_size_gb", 1.5),
     ("include", ["*.pdf", "docs/**"]),
+    ("retry_request_seconds", 0),
+    ("retry_file_seconds", 3600),
 ]
 
 

@@ -19,7 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sharelift.engine.jobs import JOB_NAME_RE, JOB_NAME_RULE
+from sharelift.engine.jobs import (
+    DEFAULT_RETRY_FILE_SECONDS,
+    DEFAULT_RETRY_REQUEST_SECONDS,
+    JOB_NAME_RE,
+    JOB_NAME_RULE,
+    MAX_RETRY_SECONDS,
+)
 from sharelift.errors import ConfigError
 from sharelift.path_rules import PATTERNS, RULES, check_path
 
@@ -275,6 +281,30 @@ FIELDS: tuple[FieldSpec, ...] = (
         _int_range(1, 10 * 1024 * 1024),
         minimum=1,
         maximum=10 * 1024 * 1024,
+    ),
+    FieldSpec(
+        "retry_request_seconds",
+        "integer",
+        DEFAULT_RETRY_REQUEST_SECONDS,
+        "Retry one request for (s)",
+        "Performance",
+        _int_range(0, MAX_RETRY_SECONDS),
+        description="How long one request to a server keeps trying through transient "
+        "failures (restarts, resets, 5xx), with waits that double up to 8 s.",
+        minimum=0,
+        maximum=MAX_RETRY_SECONDS,
+    ),
+    FieldSpec(
+        "retry_file_seconds",
+        "integer",
+        DEFAULT_RETRY_FILE_SECONDS,
+        "Retry one file for (s)",
+        "Performance",
+        _int_range(0, MAX_RETRY_SECONDS) + ", and at least retry_request_seconds",
+        description="How long one file keeps trying, all its requests and re-reads "
+        "together, before it fails with the last error.",
+        minimum=0,
+        maximum=MAX_RETRY_SECONDS,
     ),
     FieldSpec(
         "estimated_files",

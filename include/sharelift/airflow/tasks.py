@@ -18,7 +18,12 @@ from typing import Any
 from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.airflow.state_connection import resolve_config
 from sharelift.engine import steps
-from sharelift.engine.jobs import DEFAULT_SUBTASK_BYTES, JobSpec
+from sharelift.engine.jobs import (
+    DEFAULT_RETRY_FILE_SECONDS,
+    DEFAULT_RETRY_REQUEST_SECONDS,
+    DEFAULT_SUBTASK_BYTES,
+    JobSpec,
+)
 from sharelift.engine.partition import SubtaskGroup
 from sharelift.engine.state import StateStore
 from sharelift.errors import ShareliftError
@@ -80,6 +85,10 @@ def job_from_params(params: dict[str, Any]) -> JobSpec:
         migration_times=_int_param(params, "migration_times", 1),
         run_number=_int_param(params, "run_number", 1),
         retry_of=params.get("retry_of") or None,
+        retry_request_seconds=_int_param(
+            params, "retry_request_seconds", DEFAULT_RETRY_REQUEST_SECONDS
+        ),
+        retry_file_seconds=_int_param(params, "retry_file_seconds", DEFAULT_RETRY_FILE_SECONDS),
     )
 
 

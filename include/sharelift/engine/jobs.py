@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sharelift.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sharelift.storage.retrying import RetryPolicy
 
 JOB_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$")
 JOB_NAME_RULE = "3-63 lowercase letters, digits and '-', not starting or ending with '-'"
@@ -15,6 +18,11 @@ MigrationType = Literal["full", "incremental", "sync"]
 
 DEFAULT_SUBTASK_FILES = 1000
 DEFAULT_SUBTASK_BYTES = 1024**3
+# How long one request, and one file, keep trying through transient failures (a server
+# restarting, a network blip): enough to ride out a server that is gone for a minute.
+DEFAULT_RETRY_REQUEST_SECONDS = 90
+DEFAULT_RETRY_FILE_SECONDS = 300
+MAX_RETRY_SECONDS = 86_400
 
 
 def validate_job_name(name: str) -> str:
@@ -70,6 +78,8 @@ class JobSpec:
     run_number: int = 1
     # A retry migrates exactly the error list of this earlier run of the same job.
     retry_of: str | None = None
+    retry_request_seconds: int = DEFAULT_RETRY_REQUEST_SECONDS
+    retry_file_seconds: int = DEFAULT_RETRY_FILE_SECONDS
 
     def __post_init__(self) -> None:
         validate_job_name(self.name)
@@ -104,12 +114,40 @@ class JobSpec:
                 "run_number",
                 f"must be from 1 to migration_times ({self.migration_times}) (got {self.run_number!r})",
             )
+        for fname, value in (
+            ("retry_request_seconds", self.retry_request_seconds),
+            ("retry_file_seconds", self.retry_file_seconds),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not 0 <= value <= MAX_RETRY_SECONDS
+            ):
+                raise ConfigError(
+                    fname, f"must be an integer from 0 to {MAX_RETRY_SECONDS:,} (got {value!r})"
+                )
+        if self.retry_file_seconds < self.retry_request_seconds:
+            raise ConfigError(
+                "retry_file_seconds",
+                f"must be at least retry_request_seconds ({self.retry_request_seconds}) "
+                f"(got {self.retry_file_seconds})",
+            )
         object.__setattr__(self, "include", tuple(self.include or ()))
         object.__setattr__(self, "exclude", tuple(self.exclude or ()))
         from sharelift.engine.filters import validate_patterns
 
         validate_patterns(self.include, "include")
         validate_patterns(self.exclude, "exclude")
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The job's retry settings as the backends use them (waits keep their defaults)."""
+        from sharelift.storage.retrying import RetryPolicy
+
+        return RetryPolicy(
+            request_time=float(self.retry_request_seconds),
+            file_time=float(self.retry_file_seconds),
+        )
 
     @property
     def start_time_ns(self) -> int | None:
@@ -135,6 +173,8 @@ class JobSpec:
             "migration_times": self.migration_times,
             "run_number": self.run_number,
             "retry_of": self.retry_of,
+            "retry_request_seconds": self.retry_request_seconds,
+            "retry_file_seconds": self.retry_file_seconds,
         }
 
     @classmethod

@@ -70,7 +70,8 @@ def open_run(
 ) -> Iterator[RunContext]:
     """A ``RunContext`` with its state database open; closed on exit.
 
-    ``transfer`` defaults to resumable uploads with checkpoints in the work folder.
+    ``transfer`` defaults to resumable uploads with checkpoints in the work folder and the
+    job's retry settings.
     """
     paths = RunPaths(work_dir, job.name, run_id)
     state = StateStore(state_url)
@@ -82,7 +83,7 @@ def open_run(
             destination,
             state,
             paths,
-            transfer or TransferConfig(checkpoint_dir=paths.checkpoints),
+            transfer or TransferConfig(checkpoint_dir=paths.checkpoints, retry=job.retry_policy),
         )
     finally:
         state.close()
