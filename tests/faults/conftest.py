@@ -9,6 +9,7 @@ when that is set.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -66,6 +67,7 @@ class Tally:
     failed: int = 0
     missing: int = 0  # recorded copied, but no object
     empty_reasons: int = 0
+    leftover_uploads: int = 0  # incomplete multipart uploads left in the bucket
     seconds: float = 0.0
     reasons: list[str] = field(default_factory=list)
     injected: dict[str, int] = field(default_factory=dict)
@@ -140,7 +142,47 @@ class Copy:
                             got = stored.read()
                         if got != (self.source_root / path).read_bytes():
                             tally.corrupt += 1
+            tally.leftover_uploads = sum(1 for _ in dest.incomplete_uploads())
         return tally
+
+    def retry(self, direct_address: Any) -> tuple[dict[str, int], Tally]:
+        """A retry run of this copy's run, without the fault in the way: its manifest is
+        exactly the run's error list (``sharelift.engine.retry``), copied to
+        ``direct_address``. Returns the retry's counts and its check."""
+        from sharelift.engine.retry import build_retry_manifest
+
+        retry = dataclasses.replace(self, destination_address=direct_address)
+        retry.run_id = f"{self.run_id}-retry"
+        state = StateStore(f"sqlite:///{self.tmp_path}/state.db")
+        if state.get_run(JOB.name, self.run_id) is None:
+            state.upsert_run(JOB.name, self.run_id, state="Failed")
+        manifest = Manifest(state, JOB.name, retry.run_id)
+        started = time.monotonic()
+        with (
+            open_source(self.source_address) as source,
+            open_destination(direct_address, transfer=self.transfer) as dest,
+        ):
+            build_retry_manifest(source, state, JOB.name, self.run_id, manifest)
+            (subtask,) = partition(manifest, 100_000, 10**12)
+            counts = run_subtask(JOB, retry.run_id, subtask, manifest, source, dest, state)
+        seconds = time.monotonic() - started
+        return dict(counts), retry.check(direct_address, seconds)
+
+
+def assert_retry_finishes(copy: Copy, direct_address: Any, tally: Tally) -> Tally:
+    """What every fault must allow: a retry copies exactly the files that failed (nothing
+    twice), each byte-identical, and leaves no file failed and no upload behind."""
+    counts, retried = copy.retry(direct_address)
+    assert counts.get("copied", 0) == tally.failed, counts
+    assert sum(counts.values()) == tally.failed, counts
+    assert (retried.ok, retried.failed, retried.corrupt, retried.missing) == (
+        tally.failed,
+        0,
+        0,
+        0,
+    ), retried.reasons
+    assert retried.leftover_uploads == 0
+    return retried
 
 
 def record(name: str, tally: Tally) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import Copy, make_tree, record
+from tests.faults.conftest import Copy, assert_retry_finishes, make_tree, record
 
 SIZE = 3 * 1024 * 1024
 
@@ -106,6 +106,7 @@ def test_a_file_changed_once_while_read_is_read_again_and_stored_as_it_is_now(
     record(f"{source[0]}: file {change.__name__} once mid-read", tally)
     assert (tally.corrupt, tally.missing, tally.failed) == (0, 0, 0), tally.reasons
     assert tally.ok == counts["copied"]
+    assert tally.leftover_uploads == 0
 
 
 def test_a_file_that_changes_on_every_read_fails_and_leaves_no_object(
@@ -124,3 +125,6 @@ def test_a_file_that_changes_on_every_read_fails_and_leaves_no_object(
 
     with open_destination(direct) as dest:
         assert dest.head("big/victim.bin") is None
+    assert tally.leftover_uploads == 0
+    # Once the file is left alone, a retry stores it.
+    assert_retry_finishes(copy, direct, tally)

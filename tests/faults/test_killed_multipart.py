@@ -23,7 +23,7 @@ import pytest
 
 from sharelift.engine.state import StateStore
 from sharelift.storage import RetryPolicy
-from tests.faults.conftest import JOB, TRANSFER, Copy, Tally, record
+from tests.faults.conftest import JOB, TRANSFER, Copy, Tally, assert_retry_finishes, record
 from tests.faults.copy_subtask import SECRET_ENV, args_for
 from tests.faults.proxy import FaultProxy, Faults
 
@@ -150,3 +150,6 @@ def test_a_big_file_that_fails_for_good_leaves_no_incomplete_upload_and_no_check
     assert checkpoint_files(big_tree["checkpoints"]) == []
     # The small files are unaffected.
     assert counts.get("copied") == 3
+    tally = copy.check(big_tree["direct"], 0.0)
+    assert (tally.failed, tally.corrupt, tally.leftover_uploads) == (1, 0, 0)
+    assert_retry_finishes(copy, big_tree["direct"], tally)

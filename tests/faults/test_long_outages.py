@@ -108,5 +108,6 @@ def test_ossd_nfs_ganesha_and_smbd_down_for_60_s_mid_copy_lose_no_file(
             tally = side.copy.check(side.direct, side.outcome["seconds"])
             record(f"{side.name} killed, back after {back:.0f} s (default retry)", tally)
             assert (tally.corrupt, tally.missing, tally.empty_reasons) == (0, 0, 0), side.name
+            assert tally.leftover_uploads == 0, side.name
             assert tally.failed == 0, (side.name, tally.reasons)
             assert tally.ok == len(side.files), side.name

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import Copy, Tally, make_tree, record
+from tests.faults.conftest import Copy, Tally, assert_retry_finishes, make_tree, record
 from tests.faults.proxy import FaultProxy, Faults
 
 
@@ -39,7 +39,7 @@ def copy_through(proxied, faults: Faults, name: str) -> tuple[Tally, dict[str, i
 
 
 def assert_all_copied_exactly(tally: Tally, files: dict[str, bytes]) -> None:
-    assert (tally.corrupt, tally.missing) == (0, 0)
+    assert (tally.corrupt, tally.missing, tally.leftover_uploads) == (0, 0, 0)
     assert tally.failed == 0, tally.reasons
     assert tally.ok == len(files)
 
@@ -106,6 +106,8 @@ def test_a_put_refused_with_403_fails_its_file_at_once_with_the_servers_code_and
     # Not retried: the proxy refused exactly as many PUTs as there are failed files
     # (multipart parts are not object PUTs for the proxy).
     assert tally.injected["403 on PUT"] == tally.failed
+    assert tally.leftover_uploads == 0
+    assert_retry_finishes(proxied[0], proxied[2], tally)
 
 
 def test_a_server_that_answers_only_503_fails_each_file_with_status_and_a_reason(
@@ -125,3 +127,5 @@ def test_a_server_that_answers_only_503_fails_each_file_with_status_and_a_reason
     for reason in tally.reasons:
         assert "HTTP 503" in reason
         assert "no error message in the answer" in reason
+    assert tally.leftover_uploads == 0
+    assert_retry_finishes(copy, direct, tally)

@@ -44,7 +44,12 @@ def finish(copy: Copy, direct, server, name: str, files) -> None:  # type: ignor
         raise outcome["error"]  # type: ignore[misc]
     tally = copy.check(direct, outcome["seconds"])  # type: ignore[arg-type]
     record(name, tally)
-    assert (tally.corrupt, tally.missing, tally.empty_reasons) == (0, 0, 0)
+    assert (tally.corrupt, tally.missing, tally.empty_reasons, tally.leftover_uploads) == (
+        0,
+        0,
+        0,
+        0,
+    )
     assert tally.failed == 0, tally.reasons
     assert tally.ok == len(files)
 
