@@ -122,3 +122,32 @@ def test_a_copy_step_that_raises_ends_the_run_failed_with_its_files_listed(
     )
     _, retried = recorded(env, "r1-retry")
     assert_copied_exactly(env, retried)
+
+
+def test_files_of_a_subtask_whose_worker_died_are_listed_failed_naming_the_subtask(
+    env, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A worker SIGKILLed mid-subtask records nothing on its way out: the report finds the
+    subtask's files without an outcome and lists them, with the subtask's number."""
+    from collections import Counter
+
+    from sharelift.engine import steps
+
+    real_copy = steps.copy
+
+    def killed_in_subtask_1(run, subtask):  # type: ignore[no-untyped-def]
+        return Counter() if subtask.index == 1 else real_copy(run, subtask)
+
+    monkeypatch.setattr(steps, "copy", killed_in_subtask_1)
+    summary = run(env)
+    monkeypatch.undo()
+
+    assert summary["state"] == "Failed"
+    _, outcomes = recorded(env, "r1")
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    assert len(failed) == 10 and {o["subtask"] for o in failed} == {1}
+    assert {o["reason"] for o in failed} == {
+        "not copied: its subtask 1 did not finish (its worker was killed or its copy task "
+        "failed; see the copy task's log)"
+    }
+    assert_copied_exactly(env, outcomes)

@@ -52,6 +52,13 @@ UNFINISHED = (
     "not copied: its subtask did not finish (its worker was killed or its copy task failed; "
     "see the copy task's log)"
 )
+
+
+def unfinished(subtask: int) -> str:
+    """The reason of a file whose subtask ``subtask`` never recorded it."""
+    return UNFINISHED.replace("its subtask", f"its subtask {subtask}", 1)
+
+
 NAME_ESCAPING = (
     "percent: '%', bytes that are not valid UTF-8, control characters and U+2028/U+2029 "
     "are written as %XX per byte; urllib.parse.unquote_to_bytes gives the name's bytes"
@@ -152,7 +159,7 @@ def write_report(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the lists and summary; returns the summary (also stored in the state DB)."""
-    record_unattempted(job, run_id, manifest, destination, state)
+    record_unfinished_subtasks(job, run_id, manifest, destination, state)
     names = list_names(job)
     folder = report_folder(job, run_id)
     with (
@@ -190,6 +197,34 @@ def write_report(
                 root.put(folder + names[kind], f, os.path.getsize(local))
     state.upsert_run(job, run_id, report_url=summary["report_folder"])
     return summary
+
+
+def record_unfinished_subtasks(
+    job: str, run_id: str, manifest: Manifest, destination: Destination, state: StateStore
+) -> int:
+    """Each file of a subtask that never finished (its worker was killed) fails with a
+    reason naming the subtask; subtasks marked done have an outcome for every file and
+    are not read again. A manifest without subtasks is checked whole."""
+    stored = manifest.subtasks()
+    if not stored:
+        return record_unattempted(job, run_id, manifest, destination, state)
+    missing = 0
+    for st in stored:
+        if not st.done:
+            missing += record_unattempted(
+                job,
+                run_id,
+                manifest,
+                destination,
+                state,
+                rows=(st.start_row, st.stop_row),
+                subtask=st.index,
+                reason=unfinished(st.index),
+            )
+    # Rows past the last subtask (none when partition covered the manifest).
+    return missing + record_unattempted(
+        job, run_id, manifest, destination, state, rows=(stored[-1].stop_row, None)
+    )
 
 
 def record_unattempted(
