@@ -89,6 +89,9 @@ from sharelift.storage.base import (
     SourceFeatures,
     check_relative_path,
 )
+from sharelift.storage.smb_fast.channel import Channel, NotForFastPath, StatusError
+from sharelift.storage.smb_fast.reader import PREFETCH as FAST_PREFETCH
+from sharelift.storage.smb_fast.reader import FastReader, FastStream
 
 CHUNK = 1024 * 1024  # measured: 1 MiB reads are smbprotocol's sweet spot
 DIR_QUERY_SIZE = 64 * 1024  # one credit per QUERY_DIRECTORY; larger buys little
@@ -96,6 +99,8 @@ READ_AHEAD = 4  # READ requests in flight per stream (4 beat 2 in one process)
 PREFETCH = 8  # compound opens of announced files in flight on one connection
 PREFETCH_CREDITS = 64  # credits a prefetch leaves for the reads of the file being copied
 CONNECT_TIMEOUT = 15  # seconds, for the TCP connect and negotiate
+# The fast read path (``sharelift.storage.smb_fast``) is on unless this is "0"/"off".
+FAST_READS_ENV = "SHARELIFT_SMB_FAST_READS"
 # What Samba (4.17, SMB2/3 without POSIX extensions) never shows a client: the run's
 # summary names them, since no list can.
 HIDDEN_KINDS = (
@@ -130,6 +135,9 @@ STATUS_ACCOUNT_LOCKED_OUT = 0xC0000234
 STATUS_PASSWORD_MUST_CHANGE = 0xC0000224
 STATUS_NOT_FOUND = 0xC0000225
 STATUS_STOPPED_ON_SYMLINK = 0x8000002D
+STATUS_PATH_NOT_COVERED = 0xC0000257  # a DFS link: smbclient follows the referral
+# What the fast path leaves to smbprotocol's path, which resolves links and referrals.
+_FOR_CLASSIC_PATH = frozenset({STATUS_STOPPED_ON_SYMLINK, STATUS_PATH_NOT_COVERED})
 # The connection, session or tree went away: reconnect and try again.
 _SESSION_LOST = frozenset(
     {
@@ -257,9 +265,11 @@ def name_to_wire(name: str) -> str:
 
 
 def _status(exc: BaseException) -> int | None:
-    """The NTSTATUS carried by an smbprotocol exception, if any."""
+    """The NTSTATUS carried by an smbprotocol (or fast path) exception, if any."""
     from smbprotocol.exceptions import SMBOSError, SMBResponseException
 
+    if isinstance(exc, StatusError):
+        return exc.ntstatus
     if isinstance(exc, SMBOSError):
         return int(exc.ntstatus)
     if isinstance(exc, SMBResponseException):
@@ -283,7 +293,9 @@ def _is_smb_error(exc: BaseException) -> bool:
     """True for the failures smbprotocol/smbclient raise (status, transport, protocol)."""
     from smbprotocol.exceptions import SMBException
 
-    return isinstance(exc, SMBException | OSError | ValueError | EOFError | struct.error)
+    return isinstance(
+        exc, SMBException | StatusError | OSError | ValueError | EOFError | struct.error
+    )
 
 
 def _transient(exc: BaseException) -> bool:
@@ -372,11 +384,29 @@ SMBPROTOCOL_SUPPORTED = ((1, 13), (2, 0))  # >= 1.13, < 2.0 (the tests run 1.17)
 SMBCLIENT_INTERNALS = {
     "smbclient._pool": ("get_smb_tree", "register_session"),
     "smbclient._io": ("SMBDirectoryIO", "SMBFileIO", "SMBFileTransaction", "SMBRawIO"),
+    # The fast read path (``sharelift.storage.smb_fast.channel``) sets up with these and
+    # then retires the receive thread, which reads ``Connection.transport`` afresh for
+    # every message, and drives ``Tcp``'s socket itself.
+    "smbprotocol.connection": ("Connection", "SMB2Echo"),
+    "smbprotocol.session": ("Session",),
+    "smbprotocol.tree": ("TreeConnect",),
+    "smbprotocol.transport": ("Tcp",),
+}
+# Methods of those classes the fast path relies on being there, as in 1.x.
+SMBPROTOCOL_METHODS = {
+    ("smbprotocol.connection", "Connection"): ("_process_message_thread", "send", "receive"),
+    ("smbprotocol.transport", "Tcp"): ("connect", "close", "recv", "send"),
 }
 SMBPROTOCOL_REMEDY = (
     "install a supported smbprotocol (pip install 'smbprotocol>=1.13,<2'), or adapt "
     "sharelift.storage.smb_source to the new smbclient internals"
 )
+
+
+def fast_reads_enabled() -> bool:
+    """False when ``SHARELIFT_SMB_FAST_READS`` turns the fast read path off."""
+    value = os.environ.get(FAST_READS_ENV, "1").strip().lower()
+    return value not in ("0", "off", "false", "no")
 
 
 def installed_smbprotocol() -> str:
@@ -411,6 +441,16 @@ def require_supported_smbprotocol() -> None:
                 f"smbprotocol {found} without {', '.join(missing)}",
                 SMBPROTOCOL_REMEDY,
             )
+    for (module, cls_name), methods in SMBPROTOCOL_METHODS.items():
+        cls = getattr(importlib.import_module(module), cls_name)
+        missing = [m for m in methods if not callable(getattr(cls, m, None))]
+        if missing:
+            raise UnsupportedLibraryError(
+                "smbprotocol",
+                f"{expected} with {module}.{cls_name}.{', '.join(methods)}",
+                f"smbprotocol {found} without {', '.join(missing)}",
+                SMBPROTOCOL_REMEDY,
+            )
 
 
 class SmbSource(Source):
@@ -424,7 +464,7 @@ class SmbSource(Source):
         reports_symlinks=False,
         read_chunk_size=CHUNK,
         threaded_clones=False,
-        prefetch=PREFETCH,
+        prefetch=FAST_PREFETCH,
         hidden_kinds=HIDDEN_KINDS,
     )
 
@@ -440,6 +480,13 @@ class SmbSource(Source):
         self._pid = os.getpid()
         # Compound opens sent ahead for ``prefetch``: (rel, raw, actions, requests), in order.
         self._ahead: collections.deque[tuple[str, Any, list[Any], list[Any]]] = collections.deque()
+        # The fast read path's reader (its own connection), made on first use; or why
+        # this source reads with smbprotocol instead.
+        self._fast: FastReader | None = None
+        self._fast_off: str | None = (
+            None if fast_reads_enabled() else f"turned off ({FAST_READS_ENV}=0)"
+        )
+        self._fast_logged = False
 
     def __repr__(self) -> str:
         return f"SmbSource({self.address.name!r}, {self.display_url()!r})"
@@ -459,6 +506,7 @@ class SmbSource(Source):
             # Drop them without a logoff, which would write into the parent's socket.
             self._cache = {}
             self._ahead.clear()
+            self._abandon_fast()
             self._pid = os.getpid()
         return self._cache
 
@@ -483,8 +531,12 @@ class SmbSource(Source):
         self._ahead.clear()
         cache, self._cache = self._cache, {}
         if self._pid != os.getpid():
+            self._abandon_fast()
             self._pid = os.getpid()
             return
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            fast.close()
         for connection in cache.values():
             try:
                 connection.disconnect(close=False)
@@ -495,10 +547,20 @@ class SmbSource(Source):
         return retrying.call(fn, transient=_transient, recover=self._drop_connections, what=what)
 
     def fingerprint(self, stream: ReadStream, path: str) -> Fingerprint:
-        """The CLOSE answer's for a file read in its first round trip; else a fresh
-        CREATE + CLOSE of the path (one round trip)."""
+        """The CLOSE answer's for a file read in its first round trip (or, on the fast
+        path, for the CLOSE that ends a larger file's read); else a fresh CREATE + CLOSE
+        of the path (one round trip)."""
         if isinstance(stream, _SmbReadStream) and stream.closed_with is not None:
             return stream.closed_with
+        if isinstance(stream, FastStream):
+            try:
+                after = stream.finish()
+            except Exception as exc:
+                if not _is_smb_error(exc):
+                    raise
+                after = None  # asked afresh below, with retries
+            if after is not None:
+                return after
         rel = check_relative_path(path)
         try:
             found = self._retried(f"stat of {path!r}", lambda: self._open_attrs(rel))
@@ -515,14 +577,113 @@ class SmbSource(Source):
         if self._pid != os.getpid():
             self._cache = {}
             self._ahead.clear()
+            self._abandon_fast()
             self._pid = os.getpid()
             return
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            fast.close()
         self._drop_ahead(until=None)
         cache, self._cache = self._cache, {}
         if cache:
             import smbclient
 
             smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
+
+    # -- the fast read path ----------------------------------------------------------------
+
+    def _abandon_fast(self) -> None:
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            fast.abandon()
+
+    def _fast_reader(self) -> FastReader | None:
+        """The fast path's reader, connected on first use (and again after a failure);
+        ``None`` where smbprotocol's path reads (turned off, or the server or share needs
+        what the fast path does not do: the reason is logged once, at DEBUG)."""
+        self._connections()  # a forked child forgets its parent's reader
+        if self._fast_off is not None:
+            return None
+        if self._fast is not None and self._fast.alive:
+            return self._fast
+        self._fast = None
+        kw = self._kwargs()
+        try:
+            channel = Channel.open(
+                self.address.host,
+                self.port,
+                self.address.share,
+                kw["username"],
+                kw["password"],
+                CONNECT_TIMEOUT,
+            )
+        except NotForFastPath as exc:
+            self._fast_off = str(exc)
+            log.debug("SMB fast read path off for %s: %s", self.display_url(), exc)
+            return None
+        if not self._fast_logged:
+            self._fast_logged = True
+            log.debug(
+                "SMB fast read path on for %s (dialect 0x%04x, %s)",
+                self.display_url(),
+                channel.dialect,
+                channel.protection,
+            )
+        self._fast = FastReader(channel, self._share_path, filetime_to_ns)
+        return self._fast
+
+    def _open_fast(self, rel: str) -> FastStream | None:
+        """``rel`` opened on the fast path; ``None`` when smbprotocol's path must open it
+        (fast path off, a reparse point, a DFS link)."""
+
+        def first() -> tuple[FastReader, Any] | None:
+            reader = self._fast_reader()
+            if reader is None:
+                return None
+            return reader, reader.first(rel)
+
+        try:
+            got = self._retried(f"open of {rel!r}", first)
+        except FileError:
+            raise
+        except Exception as exc:
+            if not _is_smb_error(exc):
+                raise
+            if _status(exc) in _FOR_CLASSIC_PATH:
+                return None
+            raise self._file_error(rel, exc) from None
+        if got is None or got[1] is None:
+            return None
+        reader, answer = got
+        if answer.attributes & FILE_ATTRIBUTE_DIRECTORY:
+            raise NotAFile(rel, "is a folder, not a file")
+        return FastStream(reader, rel, answer, self._file_error)
+
+    def _prefetch_fast(self, paths: Sequence[str]) -> bool:
+        """Send the fast path's compounds for ``paths``; False when the fast path is off
+        (smbprotocol's prefetch then runs). Never raises."""
+        if self._fast_off is not None:
+            return False
+        reader = self._fast
+        try:
+            if reader is None:
+                reader = self._fast_reader()  # the first use connects
+                if reader is None:
+                    return False
+            if not reader.alive:
+                return True  # the next open reconnects, and reports what is wrong
+            for path in paths:
+                rel = check_relative_path(path)
+                if rel and not reader.prefetch(rel):
+                    return True
+        except Exception:  # noqa: BLE001 - a hint; open() reports real problems
+            return True
+        return True
+
+    def _share_path(self, rel: str) -> str:
+        """``rel`` as the path in the share the server knows (CREATE's name)."""
+        parts = [*self.root_parts, *(rel.split("/") if rel else [])]
+        return "\\".join(name_to_wire(p) for p in parts)
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -920,6 +1081,9 @@ class SmbSource(Source):
         rel = check_relative_path(path)
         if not rel:
             raise NotAFile(rel, "is a folder, not a file")
+        fast = self._open_fast(rel)
+        if fast is not None:
+            return fast
 
         def first_answer() -> tuple[bytes, int, int, Any, Any]:
             answer = self._prefetched(rel)
@@ -1028,6 +1192,8 @@ class SmbSource(Source):
         hint that cannot be sent (credits short, a connection problem) is dropped, and
         ``open`` then does the round trip itself, reporting any error there.
         """
+        if self._prefetch_fast(paths):
+            return
         for path in paths:
             if len(self._ahead) >= PREFETCH:
                 return
