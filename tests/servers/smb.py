@@ -36,6 +36,8 @@ smb.conf decisions (measured with Samba 4.17 and smbprotocol 1.17 on this machin
 * ``case sensitive = yes``: Linux folders may hold ``a.txt`` and ``A.txt``; each name
   opens its own file and no name lookup scans the folder.
 * ``ea support = no`` and ``store dos attributes = no``: no xattr read per listed file.
+* ``encrypt=True`` makes the share require encryption (``server smb encrypt = required``):
+  every message after the tree connect travels in an SMB2 TRANSFORM envelope.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class SmbServer:
         password: str | Secret | None = None,
         *,
         map_illegal_names: bool = False,
+        encrypt: bool = False,
     ) -> None:
         self.share_dir = Path(share_dir).resolve()
         self.workdir = Path(workdir).resolve()
@@ -116,6 +119,7 @@ class SmbServer:
             password = secrets.token_urlsafe(18)
         self.password = password if isinstance(password, Secret) else Secret(password)
         self.map_illegal_names = map_illegal_names
+        self.encrypt = encrypt
         self.port = 0
         self._same_port = False
         self.conf_path = self.workdir / "smb.conf"
@@ -332,6 +336,8 @@ class SmbServer:
   store dos attributes = no
   directory name cache size = 0
 """
+        if self.encrypt:
+            conf += "  server smb encrypt = required\n"
         if self.vfs_modules:
             conf += f"  vfs objects = {' '.join(self.vfs_modules)}\n"
         if "catia" in self.vfs_modules:

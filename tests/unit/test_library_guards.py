@@ -77,3 +77,14 @@ def test_smbclient_internals_that_moved_are_named(
     with pytest.raises(UnsupportedLibraryError) as caught:
         smb_source.SmbSource(SMB).walk().__next__()
     assert "without register_session" in str(caught.value)
+
+
+def test_smbprotocol_internals_the_fast_read_path_drives_are_named_when_they_moved(
+    fresh_smb_check: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smbprotocol.connection import Connection
+
+    monkeypatch.delattr(Connection, "_process_message_thread")
+    with pytest.raises(UnsupportedLibraryError) as caught:
+        smb_source.SmbSource(SMB).open("a.txt")
+    assert "without _process_message_thread" in str(caught.value)

@@ -632,6 +632,16 @@ class SmbSource(Source):
         self._fast = FastReader(channel, self._share_path, filetime_to_ns)
         return self._fast
 
+    @property
+    def read_path(self) -> str:
+        """Which path reads files: "fast (<how messages are protected>)", or "smbprotocol
+        (<why>)"; "undecided" before the first open or prefetch."""
+        if self._fast_off is not None:
+            return f"smbprotocol ({self._fast_off})"
+        if self._fast is not None:
+            return f"fast ({self._fast.channel.protection})"
+        return "undecided"
+
     def _open_fast(self, rel: str) -> FastStream | None:
         """``rel`` opened on the fast path; ``None`` when smbprotocol's path must open it
         (fast path off, a reparse point, a DFS link)."""

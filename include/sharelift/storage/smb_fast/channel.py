@@ -27,7 +27,6 @@ import logging
 import socket
 import struct
 import threading
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -166,11 +165,15 @@ class Channel:
         timeout: float,
     ) -> Channel:
         """Connect, authenticate and connect the tree with smbprotocol, then take over."""
+        from smbclient import ClientConfig
         from smbprotocol.connection import Connection
         from smbprotocol.session import Session
         from smbprotocol.tree import TreeConnect
 
-        connection = Connection(uuid.uuid4(), host, port, require_signing=True)
+        # The client's one GUID, as smbclient's own connections use (MS-SMB2 3.2.1.1):
+        # Samba serves every connection of one client GUID in one process, so the fast
+        # path meets the share modes and locks of the listing connection there.
+        connection = Connection(ClientConfig().client_guid, host, port, require_signing=True)
         connection.connect(timeout=timeout)
         try:
             if connection.dialect < SMB_2_1_0 or not connection.supports_multi_credit:
