@@ -494,6 +494,9 @@ class SmbSource(Source):
     def clone(self) -> SmbSource:
         return SmbSource(self.address)
 
+    def __enter__(self) -> SmbSource:
+        return self
+
     def __reduce__(self) -> tuple[Any, ...]:
         # A worker process gets the address only and opens its own connections.
         return (type(self), (self.address,))
