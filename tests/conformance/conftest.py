@@ -21,7 +21,9 @@ import pytest
 from sharelift.addresses import DestinationAddress, SourceAddress
 from sharelift.storage import Destination, Source, TransferConfig, open_destination, open_source
 
-SOURCE_BACKENDS = ["local", "nfs", "smb"]
+# "smb" reads on the SMB source's fast path; "smb-smbprotocol" with that path turned off,
+# so the path it falls back to keeps the same contract.
+SOURCE_BACKENDS = ["local", "nfs", "smb", "smb-smbprotocol"]
 DESTINATION_BACKENDS = ["local", "oss"]
 
 # Small limits so that "a file above the multipart threshold" costs a few MiB, not GBs.
@@ -95,6 +97,10 @@ def source_env(
         root.mkdir(mode=0o755)
         env = SourceEnv(backend, root, server.source_address(path=unique_name))
     else:
+        if backend == "smb-smbprotocol":
+            from sharelift.storage.smb_source import FAST_READS_ENV
+
+            request.getfixturevalue("monkeypatch").setenv(FAST_READS_ENV, "0")
         server = request.getfixturevalue("smb_server")
         root = Path(server.share_dir) / unique_name
         root.mkdir(mode=0o755)
