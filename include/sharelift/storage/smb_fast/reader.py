@@ -27,6 +27,7 @@ FIRST_READ = 1024 * 1024
 CHUNK = 1024 * 1024
 READ_AHEAD = 8  # READ requests in flight for the rest of a large file
 PREFETCH = 16  # files whose compounds may be in flight ahead of the one being read
+PREFETCH_BATCH = 4  # announced files whose compounds go out together
 PREFETCH_RESERVE = 64  # credits a prefetch leaves for the file being read
 FILE_ATTRIBUTE_DIRECTORY = 0x10
 FILE_ATTRIBUTE_REPARSE_POINT = 0x400
@@ -60,6 +61,7 @@ class FastReader:
         self._to_wire = to_wire  # relative path -> the share path the server knows
         self._to_ns = to_ns  # FILETIME -> ns since the epoch
         self._ahead: collections.deque[_Ahead] = collections.deque()
+        self._queued: list[str] = []  # announced, not sent yet
 
     @property
     def alive(self) -> bool:
@@ -67,45 +69,62 @@ class FastReader:
 
     def close(self) -> None:
         self._ahead.clear()
+        self._queued.clear()
         self.channel.close()
 
     def abandon(self) -> None:
         self._ahead.clear()
+        self._queued.clear()
         self.channel.abandon()
 
     # -- the first compound ----------------------------------------------------------
 
-    def _send_first(self, rel: str) -> list[int]:
+    def _first_requests(self, rel: str) -> list[Request]:
         length = self.channel.read_size(FIRST_READ)
-        return self.channel.send(
-            [
-                Request(wire.CREATE, wire.create_body(self._to_wire(rel))),
-                Request(
-                    wire.READ,
-                    wire.read_body(wire.RELATED_FILE_ID, 0, length),
-                    wire.credit_charge(length),
-                ),
-                Request(wire.CLOSE, wire.close_body(wire.RELATED_FILE_ID)),
-            ],
-            related=True,
-        )
+        return [
+            Request(wire.CREATE, wire.create_body(self._to_wire(rel))),
+            Request(
+                wire.READ,
+                wire.read_body(wire.RELATED_FILE_ID, 0, length),
+                wire.credit_charge(length),
+            ),
+            Request(wire.CLOSE, wire.close_body(wire.RELATED_FILE_ID)),
+        ]
 
     def prefetch(self, rel: str) -> bool:
-        """Send ``rel``'s compound now; False when it was not sent (window full, credits
-        short). Raises only what the channel raises."""
-        if len(self._ahead) >= PREFETCH or any(a.rel == rel for a in self._ahead):
+        """Queue ``rel``'s compound, sent with the next ones in one go (``PREFETCH_BATCH``
+        at a time, or when a queued file is opened); False when the window is full or
+        credits are short. Raises only what the channel raises."""
+        if rel in self._queued or any(a.rel == rel for a in self._ahead):
+            return True
+        if len(self._ahead) + len(self._queued) >= PREFETCH:
             return False
-        if self.channel.credits < wire.credit_charge(FIRST_READ) + 2 + PREFETCH_RESERVE:
+        needed = (len(self._queued) + 1) * (wire.credit_charge(FIRST_READ) + 2)
+        if self.channel.credits < needed + PREFETCH_RESERVE:
+            self._flush()
             return False
-        self._ahead.append(_Ahead(rel, self._send_first(rel)))
+        self._queued.append(rel)
+        if len(self._queued) >= PREFETCH_BATCH:
+            self._flush()
         return True
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        if not queued:
+            return
+        sent = self.channel.send_compounds(
+            [self._first_requests(rel) for rel in queued], related=True
+        )
+        self._ahead.extend(_Ahead(rel, ids) for rel, ids in zip(queued, sent, strict=True))
 
     def first(self, rel: str) -> FirstAnswer | None:
         """Open, read and close ``rel`` (or take its prefetched answers). ``None`` when the
         file is a reparse point (a link, or a special file): the classic path decides."""
+        if rel in self._queued:
+            self._flush()
         ids = self._take_ahead(rel)
         if ids is None:
-            ids = self._send_first(rel)
+            ids = self.channel.send(self._first_requests(rel), related=True)
         created, read, closed = (self.channel.wait(i) for i in ids)
         created.raise_for_status()
         _fid, write, change, size, attributes = wire.create_answer(created.body)
