@@ -15,6 +15,14 @@ What this module does below smbclient's high-level API, and why:
   100 ns FILETIME, which smbclient's datetimes round to microseconds. No stat per entry:
   size, times and attributes come with the listing. CREATE + QUERY + QUERY + CLOSE go as
   one compound, so a folder of up to ~1,000 entries costs one round trip.
+* Files are read on the fast path (``sharelift.storage.smb_fast``) when it can: smbprotocol
+  sets up a connection of its own (negotiate, authenticate, tree connect) and the fast
+  path then drives it with messages packed by ``struct``, signed or encrypted as the
+  share requires, without smbprotocol's receive thread. What it does not handle (a DFS
+  share, SMB 2.0.2, reparse points, DFS links, or ``SHARELIFT_SMB_FAST_READS=0``) is read
+  as below; the choice is logged at DEBUG, and ``read_path`` tells it. The paragraphs
+  below describe smbprotocol's path, which the fast path mirrors (compound opens,
+  prefetch, the before/after attributes of CREATE and CLOSE).
 * ``open`` sends CREATE + READ (1 MiB) + CLOSE as one compound: a small file is one round
   trip instead of three. A larger file is opened again for the rest, read with four
   requests kept in flight ahead of the caller (faster than smbclient's reads), and
