@@ -40,6 +40,7 @@ CREDIT_TOP_UP = 64  # extra credits asked with one request while below the targe
 RECEIVE_TIMEOUT = 120.0  # seconds without a byte from the server before the link is dead
 _ANY_MESSAGE = 0xFFFFFFFFFFFFFFFF  # oplock/lease breaks; never asked for, ignored
 _LENGTH = struct.Struct(">I")
+_KEEP_ALIVE = 0x85  # NetBIOS session keep-alive
 SMB_2_1_0 = 0x0210
 SMB_3_0_0 = 0x0300
 SMB_3_1_1 = 0x0311
@@ -370,10 +371,18 @@ class Channel:
         raise ConnectionLost(f"SMB connection lost: {type(exc).__name__}: {exc}") from exc
 
     def _read_frame(self) -> memoryview:
+        """One Direct TCP message (MS-SMB2 2.1: a zero byte, a 24-bit length, the data);
+        NetBIOS keep-alives (type 0x85, no data) some servers send are skipped."""
         rfile = self._rfile
-        head = rfile.read(4)
-        if len(head) < 4:
-            raise EOFError("the server closed the connection")
+        while True:
+            head = rfile.read(4)
+            if len(head) < 4:
+                raise EOFError("the server closed the connection")
+            if head[0] == _KEEP_ALIVE:
+                continue
+            if head[0] != 0:
+                raise security.SignatureMismatch(f"not a Direct TCP frame (type 0x{head[0]:02x})")
+            break
         (length,) = _LENGTH.unpack(head)
         frame = bytearray(length)
         view = memoryview(frame)
