@@ -144,14 +144,15 @@ def test_compounded_answers_in_one_frame_are_each_filed_and_unwanted_ones_droppe
     assert ch.credits == 3
 
 
-def test_an_unsigned_success_on_a_signed_session_is_refused() -> None:
+@pytest.mark.parametrize("status", [0, wire.STATUS_END_OF_FILE, 0xC0000034])
+def test_an_unsigned_answer_on_a_signed_session_is_refused(status: int) -> None:
     ch = channel()
     ch._outstanding.add(4)
     with pytest.raises(security.SignatureMismatch):
-        ch._file_answers(memoryview(answer(4)), sealed=False)
+        ch._file_answers(memoryview(answer(4, status=status)), sealed=False)
 
 
-def test_an_unsigned_error_on_a_signed_session_is_taken() -> None:
+def test_an_unsigned_session_expired_on_a_signed_session_is_taken() -> None:
     """Servers cannot sign the answer that says the session is gone."""
     ch = channel()
     ch._outstanding.add(4)

@@ -41,6 +41,16 @@ RECEIVE_TIMEOUT = 120.0  # seconds without a byte from the server before the lin
 _ANY_MESSAGE = 0xFFFFFFFFFFFFFFFF  # oplock/lease breaks; never asked for, ignored
 _LENGTH = struct.Struct(">I")
 _KEEP_ALIVE = 0x85  # NetBIOS session keep-alive
+# Answers a server cannot sign (the session and its key are gone); any other unsigned
+# answer on a signed session is refused, lest a forged error (END_OF_FILE) cut a read.
+_UNSIGNABLE = frozenset(
+    {
+        0xC0000203,  # STATUS_USER_SESSION_DELETED
+        0xC000035C,  # STATUS_NETWORK_SESSION_EXPIRED
+        0xC000006D,  # STATUS_LOGON_FAILURE
+        0xC0000022,  # STATUS_ACCESS_DENIED (of a request outside any session)
+    }
+)
 SMB_2_1_0 = 0x0210
 SMB_3_0_0 = 0x0300
 SMB_3_1_1 = 0x0311
@@ -428,7 +438,7 @@ class Channel:
                 if not sealed and self._signer is not None:
                     if flags & wire.FLAG_SIGNED:
                         self._signer.verify(message, message_id)
-                    elif status == wire.STATUS_SUCCESS and self._sign_requests:
+                    elif self._sign_requests and status not in _UNSIGNABLE:
                         raise security.SignatureMismatch(
                             f"an unsigned answer to SMB message {message_id} on a signed session"
                         )
