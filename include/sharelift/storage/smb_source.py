@@ -97,6 +97,7 @@ from sharelift.storage.base import (
     SourceFeatures,
     check_relative_path,
 )
+from sharelift.storage.chunk_stream import ChunkStream
 from sharelift.storage.smb_fast.channel import Channel, NotForFastPath, StatusError
 from sharelift.storage.smb_fast.reader import PREFETCH as FAST_PREFETCH
 from sharelift.storage.smb_fast.reader import FastReader, FastStream
@@ -1356,59 +1357,17 @@ def _chunk_for(connection: Any, wanted: int) -> int:
     return max(1, min(wanted, connection.max_read_size, credits * 65536))
 
 
-class _SmbReadStream:
-    """Bytes of one file: the first chunk came with the open; the rest is read ahead.
-
-    ``read(n)`` returns at most ``n`` bytes (fewer at a chunk boundary), ``b''`` at the end.
-    The stream ends at the size the file had when it was opened; a file that shrinks while
-    it is read ends early (the engine's size check reports it).
-    """
+class _SmbReadStream(ChunkStream):
+    """Bytes of one file: the first chunk came with the open; the rest is read ahead."""
 
     def __init__(self, source: SmbSource, rel: str, first: bytes, size: int, mtime: Any) -> None:
+        super().__init__(first, size)
         self._source = source
         self._rel = rel
-        self._size = size
         self._mtime = mtime
-        self._buf = memoryview(first)
-        self._whole: bytes | None = first  # the chunk in _buf while none of it is taken
-        self._next = len(first)  # offset of the next byte to request
         self._raw: Any = None
-        self._inflight: collections.deque[tuple[Any, Callable[[Any], bytes], int]] = (
-            collections.deque()
-        )
-        self._eof = len(first) >= size
-        self._closed = False
         self.opened: Fingerprint | None = None  # from the CREATE answer
         self.closed_with: Fingerprint | None = None  # from the CLOSE answer (one-trip files)
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self._closed:
-            raise ValueError("read from a closed SMB stream")
-        if size is None or size < 0:
-            parts = []
-            while chunk := self.read(CHUNK):
-                parts.append(chunk)
-            return b"".join(parts)
-        if size == 0:
-            return b""
-        if not self._buf:
-            if self._eof and not self._inflight:
-                return b""
-            self._fill()
-            if not self._buf:
-                return b""
-        if self._whole is not None and size >= len(self._buf):
-            out: bytes = self._whole  # the whole chunk as received: no copy
-        else:
-            out = self._buf[:size].tobytes()
-        self._whole = None
-        self._buf = self._buf[len(out) :]
-        return out
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def _fill(self) -> None:
         try:
@@ -1421,8 +1380,7 @@ class _SmbReadStream:
             data = self._receive(request, recv)
             if len(data) < wanted:
                 self._eof = True  # shrank under us: stop here
-            self._buf = memoryview(data)
-            self._whole = data
+            self._take(data)
             self._send_ahead()
         except FileError:
             self.close()
@@ -1468,8 +1426,7 @@ class _SmbReadStream:
         if self._closed:
             return
         self._closed = True
-        self._buf = memoryview(b"")
-        self._whole = None
+        self._drop_buffer()
         while self._inflight:  # every request sent must be received, or the reply lingers
             request, recv, _ = self._inflight.popleft()
             try:
@@ -1482,9 +1439,3 @@ class _SmbReadStream:
                 raw.close()
             except Exception:  # noqa: BLE001
                 pass
-
-    def __enter__(self) -> _SmbReadStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 from sharelift.errors import FileError, SourceFileChanged
 from sharelift.storage.base import Fingerprint
+from sharelift.storage.chunk_stream import ChunkStream
 from sharelift.storage.smb_fast import wire
 from sharelift.storage.smb_fast.channel import Channel, Request, StatusError
 
 FIRST_READ = 1024 * 1024
-CHUNK = 1024 * 1024
+CHUNK = 1024 * 1024  # READ size for the rest of a large file
 READ_AHEAD = 8  # READ requests in flight for the rest of a large file
 PREFETCH = 16  # files whose compounds may be in flight ahead of the one being read
 PREFETCH_BATCH = 4  # announced files whose compounds go out together
@@ -207,13 +208,8 @@ class FastReader:
         self.channel.forget(ids)
 
 
-class FastStream:
-    """Bytes of one file: the first chunk came with the compound; the rest is read ahead.
-
-    ``read(n)`` returns at most ``n`` bytes (fewer at a chunk boundary), ``b''`` at the end.
-    The stream ends at the size the file had when it was opened; a file that shrinks while
-    it is read ends early (the copier's size check reports it).
-    """
+class FastStream(ChunkStream):
+    """Bytes of one file: the first chunk came with the compound; the rest is read ahead."""
 
     def __init__(
         self,
@@ -222,49 +218,14 @@ class FastStream:
         first: FirstAnswer,
         on_error: Callable[[str, BaseException], FileError],
     ) -> None:
+        super().__init__(first.data, first.size)
         self._reader = reader
         self._rel = rel
-        self._size = first.size
         self._before = first.before
         self._on_error = on_error
-        self._buf = memoryview(first.data)
-        self._whole: bytes | None = first.data
-        self._next = len(first.data)
         self._fid: bytes | None = None
-        self._inflight: collections.deque[tuple[int, int]] = collections.deque()
-        self._eof = len(first.data) >= first.size
-        self._closed = False
         self.opened: Fingerprint | None = first.before
         self.closed_with: Fingerprint | None = first.after
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self._closed:
-            raise ValueError("read from a closed SMB stream")
-        if size is None or size < 0:
-            parts = []
-            while chunk := self.read(CHUNK):
-                parts.append(chunk)
-            return b"".join(parts)
-        if size == 0:
-            return b""
-        if not self._buf:
-            if self._eof and not self._inflight:
-                return b""
-            self._fill()
-            if not self._buf:
-                return b""
-        if self._whole is not None and size >= len(self._buf):
-            out: bytes = self._whole  # the whole chunk as received: no copy
-        else:
-            out = self._buf[:size].tobytes()
-        self._whole = None
-        self._buf = self._buf[len(out) :]
-        return out
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def _fill(self) -> None:
         try:
@@ -277,8 +238,7 @@ class FastStream:
             data = self._reader.receive_read(message_id)
             if len(data) < wanted:
                 self._eof = True  # shrank under us: stop here
-            self._buf = memoryview(data)
-            self._whole = data
+            self._take(data)
             self._send_ahead()
         except FileError:
             self.close()
@@ -313,17 +273,10 @@ class FastStream:
         if self._closed:
             return
         self._closed = True
-        self._buf = memoryview(b"")
-        self._whole = None
+        self._drop_buffer()
         if self._inflight:
             self._reader.channel.forget([m for m, _ in self._inflight])
             self._inflight.clear()
         fid, self._fid = self._fid, None
         if fid is not None:
             self._reader.close_quietly(fid)
-
-    def __enter__(self) -> FastStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
