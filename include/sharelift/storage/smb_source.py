@@ -99,7 +99,6 @@ from sharelift.storage.base import (
 )
 from sharelift.storage.chunk_stream import ChunkStream
 from sharelift.storage.smb_fast.channel import Channel, NotForFastPath, StatusError
-from sharelift.storage.smb_fast.reader import PREFETCH as FAST_PREFETCH
 from sharelift.storage.smb_fast.reader import FastReader, FastStream
 
 CHUNK = 1024 * 1024  # measured: 1 MiB reads are smbprotocol's sweet spot
@@ -473,7 +472,7 @@ class SmbSource(Source):
         reports_symlinks=False,
         read_chunk_size=CHUNK,
         threaded_clones=False,
-        prefetch=FAST_PREFETCH,
+        prefetch=PREFETCH,
         hidden_kinds=HIDDEN_KINDS,
     )
 

@@ -27,7 +27,8 @@ from sharelift.storage.smb_fast.channel import Channel, Request, StatusError
 FIRST_READ = 1024 * 1024
 CHUNK = 1024 * 1024  # READ size for the rest of a large file
 READ_AHEAD = 8  # READ requests in flight for the rest of a large file
-PREFETCH = 16  # files whose compounds may be in flight ahead of the one being read
+PREFETCH = 8  # files whose compounds may be in flight ahead of the one being read (as many
+# as the copier announces: SmbSource.features.prefetch)
 PREFETCH_BATCH = 4  # announced files whose compounds go out together
 PREFETCH_RESERVE = 64  # credits a prefetch leaves for the file being read
 FILE_ATTRIBUTE_DIRECTORY = 0x10
