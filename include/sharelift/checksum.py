@@ -2,8 +2,9 @@
 
 OSS returns this value in ``x-oss-hash-crc64ecma`` as an unsigned decimal string. oss2
 computes it with crcmod, much slower; fastcrc does the same sum far faster and releases
-the GIL, so we compute it once, on the fly, while bytes stream to the destination, and
-tell oss2 not to compute it again (``enable_crc=False``). anycrc provides ``combine`` so
+the GIL, so we compute it once, on the fly, as bytes are read from the source (on the
+read-ahead thread for large files, ``sharelift.storage.read_ahead``), and tell oss2 not to
+compute it again (``enable_crc=False``). anycrc provides ``combine`` so
 that the CRC of a multipart object can be joined from its parts' CRCs without re-reading.
 """
 
@@ -41,3 +42,9 @@ class Crc64:
     def update(self, data: bytes | bytearray | memoryview) -> None:
         self.value = crc64(data, self.value)
         self.length += len(data)
+
+    def extend(self, crc: int, length: int) -> None:
+        """Continue with ``length`` bytes whose own CRC-64 ``crc`` was computed elsewhere
+        (on a read-ahead thread): a combine, without touching the bytes."""
+        self.value = crc64_combine(self.value, crc, length)
+        self.length += length

@@ -69,3 +69,62 @@ def test_stopping_early_ends_the_thread_without_reading_everything() -> None:
     ahead.stop()  # twice is harmless
     assert source.tell() < 1 << 20  # the bounded queue held the reader back
     assert not any(t.name == "sharelift-read-ahead" for t in threading.enumerate())
+
+
+def test_the_crc_of_chunks_read_ahead_is_summed_on_the_reader_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The thread that puts only combines CRCs: every pass over the bytes runs on the
+    read-ahead thread, and the CRC is still that of every byte."""
+    from sharelift import checksum
+    from sharelift.storage import read_ahead, streaming
+
+    summed_on: set[str] = set()
+    real = checksum.crc64
+
+    def recording(data: bytes, initial: int = 0) -> int:
+        summed_on.add(threading.current_thread().name)
+        return real(data, initial)
+
+    monkeypatch.setattr(read_ahead, "crc64", recording)
+    monkeypatch.setattr(checksum, "crc64", recording)  # what Crc64.update calls
+    monkeypatch.setattr(streaming, "Crc64", checksum.Crc64)
+    data = os.urandom(7 * 65536 + 99)
+    ahead = ReadAhead(Source(data), 65536)
+    reader = ExactReader(ahead, len(data), "f", chunk_size=65536)
+    try:
+        got = b"".join(iter(lambda: reader.read(65536), b""))
+        crc = reader.finish()
+    finally:
+        ahead.stop()
+    assert got == data
+    assert crc == real(data)
+    assert summed_on == {"sharelift-read-ahead"}
+
+
+@pytest.mark.parametrize("part", [4 * 4096, 3 * 4096 + 100])
+def test_parts_come_with_the_crc_of_their_bytes(part: int) -> None:
+    """A multipart upload's parts: aligned on the chunks read ahead or not."""
+    from sharelift.checksum import crc64
+
+    data = os.urandom(10 * 4096 + 7)
+    ahead = ReadAhead(Source(data), 4096)
+    reader = ExactReader(ahead, len(data), "f", chunk_size=4096, track_crc=False)
+    try:
+        offset = 0
+        while offset < len(data):
+            pieces, crc = reader.read_pieces(part)
+            got = b"".join(pieces)
+            assert got == data[offset : offset + part]
+            assert crc == crc64(got)
+            offset += len(got)
+        reader.finish()
+    finally:
+        ahead.stop()
+
+
+def test_parts_of_a_plain_stream_leave_the_crc_to_the_caller() -> None:
+    reader = ExactReader(io.BytesIO(b"z" * 10_000), 10_000, "f", chunk_size=4096)
+    pieces, crc = reader.read_pieces(6000)
+    assert b"".join(pieces) == b"z" * 6000
+    assert crc is None

@@ -332,6 +332,12 @@ class Destination(ABC):
     ) -> PutResult:
         """Store exactly ``size`` bytes read from ``stream``, computing CRC-64 on the fly."""
 
+    def reads_ahead(self, size: int) -> bool:
+        """Whether ``put`` of ``size`` bytes reads the source ahead by itself (a multipart
+        upload reads the next part while earlier ones are sent), so that a read-ahead
+        thread in front of it would only add buffers (``sharelift.transfer``)."""
+        return False
+
     @abstractmethod
     def open(self, key: str) -> ReadStream:
         """Read an object back (verification, tests). Raises ``FileNotFoundError``."""

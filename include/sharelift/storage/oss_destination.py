@@ -5,7 +5,8 @@ connection handling, which we reuse for addresses, but the copy path needs strea
 per-part control for resumable multipart and the raw ``x-oss-hash-crc64ecma`` header;
 oss2 gives all three with a connection pool we size ourselves.
 
-CRC-64 is computed once, on the fly, by ``ExactReader`` (fastcrc, GIL released); oss2's
+CRC-64 is computed once, on the fly, by ``ExactReader`` (fastcrc, GIL released; for large
+files on the read-ahead thread, so the put thread only combines); oss2's
 own CRC (crcmod, much slower) is switched off with ``enable_crc=False`` and we compare our
 value with the server's ``x-oss-hash-crc64ecma`` ourselves, per part and per object.
 
@@ -53,7 +54,7 @@ from oss2.models import PartInfo
 
 import sharelift.storage.retrying as retrying
 from sharelift.addresses import DestinationAddress
-from sharelift.checksum import Crc64, crc64, crc64_combine
+from sharelift.checksum import Crc64, crc64_combine
 from sharelift.errors import (
     AddressError,
     ChecksumMismatch,
@@ -62,6 +63,7 @@ from sharelift.errors import (
     SourceFileChanged,
     scrub,
 )
+from sharelift.storage import buffers
 from sharelift.storage.base import (
     Destination,
     IncompleteUpload,
@@ -100,6 +102,34 @@ def transient(exc: BaseException) -> bool:
     if isinstance(exc, oss_exc.RequestError) or exc.status == oss_exc.OSS_REQUEST_ERROR_STATUS:
         return True  # no answer: refused, reset, timed out, cut short
     return exc.status >= 500 or exc.status == 429 or exc.code in TRANSIENT_CODES
+
+
+class _Part:
+    """One part's bytes as the chunks they were read in: an HTTP body of known length that
+    requests sends chunk after chunk, with no copy of the part into one buffer, and that a
+    retry iterates again. Its CRC-64 is summed on first use (on the upload's thread) unless
+    the source's read-ahead thread already summed the chunks."""
+
+    __slots__ = ("crc", "pieces", "size")
+
+    def __init__(self, pieces: list[bytes], crc: int | None) -> None:
+        self.pieces = pieces
+        self.crc = crc
+        self.size = sum(len(p) for p in pieces)
+
+    def checksum(self) -> int:
+        if self.crc is None:
+            running = Crc64()
+            for piece in self.pieces:
+                running.update(piece)
+            self.crc = running.value
+        return self.crc
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.pieces)
 
 
 class OssDestination(Destination):
@@ -231,6 +261,9 @@ class OssDestination(Destination):
         self._prove_crc(key, crc, size, result.headers.get(CRC_HEADER))
         return PutResult(key=key, size=size, crc64=crc, etag=normal_etag(result.etag))
 
+    def reads_ahead(self, size: int) -> bool:
+        return size >= self.transfer.multipart_threshold
+
     def _prove_crc(self, key: str, ours: int, size: int, theirs: str | None) -> None:
         """Raise unless the stored object's CRC-64 is shown equal to ``ours``: from the
         answer's header, else a HEAD's, else by reading the object back."""
@@ -354,12 +387,15 @@ class OssDestination(Destination):
         resumed = 0
         slots = threading.Semaphore(self.transfer.max_parallel_parts)
 
-        def upload(num: int, data: bytes, crc: int) -> None:
+        def upload(num: int, part: _Part, held: int) -> None:
             try:
+                crc = part.checksum()  # on this thread, off the one that reads the source
+                with lock:
+                    part_crcs[num] = (crc, len(part))
                 res = self._request(
                     key,
                     f"upload of part {num} of",
-                    lambda: self._bucket.upload_part(full_key, upload_id, num, data),
+                    lambda: self._bucket.upload_part(full_key, upload_id, num, part),
                 )
                 server_crc = res.headers.get(CRC_HEADER)
                 if server_crc is not None and int(server_crc) != crc:
@@ -369,12 +405,14 @@ class OssDestination(Destination):
                         f"{server_crc}",
                         transient=True,
                     )
-                record = PartRecord(etag=res.etag, size=len(data), crc=crc)
+                record = PartRecord(etag=res.etag, size=len(part), crc=crc)
                 with lock:
                     done[num] = record
                     if checkpoint is not None:
                         checkpoint.record(num, record)
             finally:
+                part.pieces = []
+                buffers.PARTS.give(held)
                 slots.release()
 
         futures: list[Future[None]] = []
@@ -386,19 +424,30 @@ class OssDestination(Destination):
                     num = 0
                     while reader.consumed < size:
                         num += 1
-                        data = reader.read_exact(part_size)
-                        crc = crc64(data)
-                        part_crcs[num] = (crc, len(data))
-                        prior = done.get(num)
-                        if prior and prior.crc == crc and prior.size == len(data):
-                            resumed += len(data)
-                            continue
-                        slots.acquire()  # bounds memory: at most N parts read ahead
+                        # The process's budget of part bytes bounds memory across every
+                        # file in flight; ``slots`` bounds this file's parts in flight.
+                        held = buffers.PARTS.take(min(part_size, size - reader.consumed))
+                        try:
+                            part = _Part(*reader.read_pieces(part_size))
+                            prior = done.get(num)
+                            if prior and prior.size == len(part) and prior.crc == part.checksum():
+                                part_crcs[num] = (prior.crc, prior.size)
+                                resumed += len(part)
+                                buffers.PARTS.give(held)
+                                continue
+                            slots.acquire()
+                        except BaseException:
+                            buffers.PARTS.give(held)
+                            raise
                         failed = [f for f in futures if f.done() and f.exception()]
                         if failed:
+                            buffers.PARTS.give(held)
                             slots.release()
                             failed[0].result()
-                        futures.append(pool.submit(retrying.in_scope(upload), num, data, crc))
+                        futures.append(pool.submit(retrying.in_scope(upload), num, part, held))
+                        # Held by the upload alone from here: its bytes go when it ends, not
+                        # when this loop has read the next part.
+                        del part
                     reader.finish()
                 finally:
                     wait(futures)

@@ -5,6 +5,11 @@ writing to the destination (page cache, a socket). Both release the GIL (libnfs 
 ctypes, file and socket system calls), so a reader thread that stays a few chunks ahead
 lets the two overlap. Only for files large enough to repay a thread (``MIN_SIZE``).
 
+The reader thread also computes each chunk's CRC-64 (fastcrc releases the GIL), so the
+thread that puts pays only a combine per chunk (``read_crc``) instead of a pass over the
+bytes. The CRC is of the very ``bytes`` object handed on: what the destination is sent is
+what was summed (proof of bytes).
+
 The source stream is used by the reader thread alone, and its owner closes it only after
 ``stop()`` returned (the thread has ended), so streams that are not thread-safe stay safe. An error the
 reader meets is raised to the consumer at the point where its bytes were due.
@@ -16,6 +21,7 @@ import queue
 import threading
 from typing import Any
 
+from sharelift.checksum import crc64
 from sharelift.storage.base import ReadStream
 
 MIN_SIZE = 8 * 1024 * 1024
@@ -26,7 +32,8 @@ class ReadAhead:
     """A ``ReadStream`` over ``stream`` whose chunks are read ahead on a thread.
 
     ``read(n)`` returns at most one chunk of ``chunk_size`` bytes (fewer at the end);
-    ``stop()`` ends the thread; the caller still closes ``stream``.
+    ``read_crc(n)`` the same with the CRC-64 of what it returns; ``stop()`` ends the
+    thread; the caller still closes ``stream``.
     """
 
     def __init__(self, stream: ReadStream, chunk_size: int, depth: int = DEPTH) -> None:
@@ -36,6 +43,7 @@ class ReadAhead:
         self._stop = threading.Event()
         self._pending = memoryview(b"")
         self._whole: bytes | None = None
+        self._whole_crc = 0  # of ``_whole``
         self._done = False
         self._thread = threading.Thread(target=self._pump, name="sharelift-read-ahead", daemon=True)
         self._thread.start()
@@ -53,7 +61,9 @@ class ReadAhead:
         try:
             while not self._stop.is_set():
                 chunk = self._stream.read(self._chunk_size)
-                if not self._put(chunk) or not chunk:
+                if not isinstance(chunk, bytes):
+                    chunk = bytes(chunk)  # immutable: the bytes summed are the bytes sent
+                if not self._put((chunk, crc64(chunk))) or not chunk:
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             self._put(exc)
@@ -64,25 +74,37 @@ class ReadAhead:
             while chunk := self.read(self._chunk_size):
                 parts.append(chunk)
             return b"".join(parts)
+        return self._next(size)[0]
+
+    def read_crc(self, size: int, /) -> tuple[bytes, int]:
+        """Up to ``size`` bytes (as ``read``) and their CRC-64: computed on the reader
+        thread when a whole chunk is returned (the usual case: callers ask for the chunk
+        size), here for a piece of one."""
+        out, whole = self._next(size)
+        return out, self._whole_crc if whole else crc64(out)
+
+    def _next(self, size: int) -> tuple[bytes, bool]:
+        """Up to ``size`` bytes, and whether they are a whole chunk of the reader thread."""
         if not self._pending:
             if self._done or size == 0:
-                return b""
+                return b"", False
             item = self._queue.get()
             if isinstance(item, BaseException):
                 self._done = True
                 raise item
-            if not item:
+            chunk, crc = item
+            if not chunk:
                 self._done = True
-                return b""
-            self._pending = memoryview(item)
-            self._whole = item if isinstance(item, bytes) else bytes(item)
+                return b"", False
+            self._pending = memoryview(chunk)
+            self._whole, self._whole_crc = chunk, crc
         if self._whole is not None and size >= len(self._pending):
-            out: bytes = self._whole  # the whole chunk: no copy
+            out, whole = self._whole, True  # the whole chunk: no copy
         else:
-            out = self._pending[:size].tobytes()
+            out, whole = self._pending[:size].tobytes(), False
         self._whole = None
         self._pending = self._pending[len(out) :]
-        return out
+        return out, whole
 
     def stop(self) -> None:
         """End the reader thread (after the read it may be waiting on). Safe to call twice."""

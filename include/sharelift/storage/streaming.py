@@ -4,13 +4,18 @@ Every destination needs the same three things from a source stream: read it in t
 size the source is fastest with (an SMB or NFS read per 8 KiB would be ruinous), compute
 CRC-64 once as the bytes pass, and notice when the file is not the size the scan saw (it
 changed or was truncated while we read it). ``ExactReader`` does that once for all of them.
+
+A stream that sums its chunks itself on another thread (``read_ahead.ReadAhead``, through
+``read_crc``) spares the putting thread the pass over the bytes: the reader then only
+combines the CRCs it is given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import BinaryIO
 
-from sharelift.checksum import Crc64
+from sharelift.checksum import Crc64, crc64, crc64_combine
 from sharelift.errors import SourceFileChanged
 from sharelift.storage.base import ProgressCallback, ReadStream
 
@@ -46,7 +51,11 @@ class ExactReader:
         self._progress = progress
         self._buf = memoryview(b"")
         self._whole: bytes | None = None  # the chunk in _buf while none of it is taken
+        self._whole_crc: int | None = None  # its CRC-64, when the stream gave it
         self._remaining = size  # bytes not yet pulled from the source
+        self._read_crc: Callable[[int], tuple[bytes, int]] | None = getattr(
+            stream, "read_crc", None
+        )
 
     def __len__(self) -> int:
         return self.size
@@ -58,7 +67,13 @@ class ExactReader:
 
     def _fill(self) -> None:
         want = min(self._chunk_size, self._remaining)
-        data = self._stream.read(want) if want else b""
+        data_crc: int | None = None
+        if not want:
+            data = b""
+        elif self._read_crc is not None:
+            data, data_crc = self._read_crc(want)
+        else:
+            data = self._stream.read(want)
         if not data and self._remaining:
             raise SourceFileChanged(
                 self.path,
@@ -70,23 +85,30 @@ class ExactReader:
         self._remaining -= len(data)
         self._pulled += len(data)
         if self._track_crc:
-            self.crc.update(data)
+            if data_crc is None:
+                self.crc.update(data)
+            else:
+                self.crc.extend(data_crc, len(data))
         if self._progress is not None and data:
             self._progress(len(data))
         self._buf = memoryview(data)
         self._whole = bytes(data) if not isinstance(data, bytes) else data
+        self._whole_crc = data_crc
         if self._remaining == 0:
             self._check_eof()
 
-    def _take(self, n: int) -> bytes | memoryview:
-        """Up to ``n`` buffered bytes; the chunk itself (no copy) when all of it is taken."""
+    def _take(self, n: int) -> tuple[bytes | memoryview, int | None]:
+        """Up to ``n`` buffered bytes; the chunk itself (no copy) when all of it is taken,
+        with its CRC-64 when the stream gave it."""
+        crc = None
         if self._whole is not None and n >= len(self._buf):
             out: bytes | memoryview = self._whole
+            crc = self._whole_crc
         else:
             out = self._buf[:n]
         self._whole = None
         self._buf = self._buf[len(out) :]
-        return out
+        return out, crc
 
     def _check_eof(self) -> None:
         extra = self._stream.read(1)
@@ -102,25 +124,44 @@ class ExactReader:
             if self._remaining == 0:
                 return b""
             self._fill()
-        out = self._take(n)
+        out, _ = self._take(n)
         return out if isinstance(out, bytes) else out.tobytes()
 
     def read_exact(self, n: int) -> bytes:
-        """Exactly ``n`` bytes (or what is left): one part of a multipart upload."""
-        pieces: list[bytes | memoryview] = []
+        """Exactly ``n`` bytes (or what is left)."""
+        pieces, _ = self._gather(n, with_crc=False)
+        if len(pieces) == 1:
+            return pieces[0]
+        return b"".join(pieces)
+
+    def read_pieces(self, n: int) -> tuple[list[bytes], int | None]:
+        """Exactly ``n`` bytes (or what is left) as the chunks they were read in: one part
+        of a multipart upload, sent chunk after chunk without a copy into one buffer
+        (which would hold the part twice). With their CRC-64 when the stream summed every
+        chunk (a read-ahead thread did), else ``None``: the caller sums them where it
+        costs the copy least."""
+        return self._gather(n, with_crc=True)
+
+    def _gather(self, n: int, *, with_crc: bool) -> tuple[list[bytes], int | None]:
+        pieces: list[bytes] = []
+        # Only a stream that sums its chunks makes the part's CRC cheap here: the pieces
+        # of a chunk cut at a part's edge are summed on the spot.
+        crc: int | None = 0 if with_crc and self._read_crc is not None else None
         need = n
         while need > 0:
             if not self._buf:
                 if self._remaining == 0:
                     break
                 self._fill()
-            piece = self._take(need)
-            pieces.append(piece)
-            need -= len(piece)
-        if len(pieces) == 1:
-            only = pieces[0]
-            return only if isinstance(only, bytes) else only.tobytes()
-        return b"".join(pieces)
+            piece, piece_crc = self._take(need)
+            data = piece if isinstance(piece, bytes) else piece.tobytes()
+            pieces.append(data)
+            need -= len(data)
+            if crc is not None:
+                if piece_crc is None:
+                    piece_crc = crc64(data)
+                crc = crc64_combine(crc, piece_crc, len(data))
+        return pieces, crc
 
     def finish(self) -> int:
         """Check that every byte was read (and no more exist); return the CRC-64."""

@@ -1,0 +1,60 @@
+"""Run one whole job in a process of its own and print its peak RSS, so that a test measures
+the memory of a copy process and nothing the test process holds.
+
+    python -m tests.engine.copy_peak_rss ARGS_JSON
+
+``ARGS_JSON``: ``source_root`` (a local folder), ``destination`` (the address's fields but
+its secret, which comes in ``$SHARELIFT_TEST_OSS_SECRET``), ``work_dir``, ``workers`` and
+``subtask_files``.
+Prints one JSON line: the job's summary counts and ``maxrss_mb`` (this process's
+``ru_maxrss``; the local source copies on threads, so every copy thread is in it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from typing import Any
+
+SECRET_ENV = "SHARELIFT_TEST_OSS_SECRET"
+
+
+def main(argv: list[str]) -> int:
+    from sharelift.addresses import DestinationAddress, SourceAddress
+    from sharelift.engine import runner
+    from sharelift.engine.jobs import JobSpec
+    from sharelift.secret import Secret
+
+    args: dict[str, Any] = json.loads(argv[0])
+    fields = dict(args["destination"])
+    if fields["kind"] == "oss":
+        fields["access_key_secret"] = Secret(os.environ[SECRET_ENV])
+    destination = DestinationAddress(**fields)
+    source = SourceAddress(name="src", protocol="local", path=args["source_root"])
+    job = JobSpec(
+        name="peak-rss",
+        source="src",
+        destination=fields["name"],
+        subtask_files=args["subtask_files"],
+    )
+    summary = runner.run_job(
+        job, source, destination, work_dir=args["work_dir"], workers=args["workers"]
+    )
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "files_copied": summary["files_copied"],
+                "files_failed": summary["files_failed"],
+                "bytes_copied": summary["bytes_copied"],
+                "maxrss_mb": peak_kb / 1024,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
