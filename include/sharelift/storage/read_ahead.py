@@ -5,14 +5,17 @@ writing to the destination (page cache, a socket). Both release the GIL (libnfs 
 ctypes, file and socket system calls), so a reader thread that stays a few chunks ahead
 lets the two overlap. Only for files large enough to repay a thread (``MIN_SIZE``).
 
-The reader thread also computes each chunk's CRC-64 (fastcrc releases the GIL), so the
-thread that puts pays only a combine per chunk (``read_crc``) instead of a pass over the
-bytes. The CRC is of the very ``bytes`` object handed on: what the destination is sent is
-what was summed (proof of bytes).
+The CRC-64 of each chunk is computed on a third thread between the two (fastcrc releases
+the GIL): the thread that puts pays only a combine per chunk (``read_crc``), and the reader
+goes on reading meanwhile. On the reader's own thread the sum was measured to slow a copy
+whose reads are its slowest side (``bench``'s CRC case); on the putting thread, one whose
+writes are. The CRC is of the very ``bytes`` object handed on: what the destination is sent
+is what was summed (proof of bytes).
 
 The source stream is used by the reader thread alone, and its owner closes it only after
-``stop()`` returned (the thread has ended), so streams that are not thread-safe stay safe. An error the
-reader meets is raised to the consumer at the point where its bytes were due.
+``stop()`` returned (the threads have ended), so streams that are not thread-safe stay
+safe. An error the reader meets is raised to the consumer at the point where its bytes
+were due.
 """
 
 from __future__ import annotations
@@ -25,33 +28,40 @@ from sharelift.checksum import crc64
 from sharelift.storage.base import ReadStream
 
 MIN_SIZE = 8 * 1024 * 1024
-DEPTH = 4  # chunks read ahead (memory: DEPTH x chunk size per large file in flight)
+DEPTH = 4  # chunks summed and waiting for the consumer
+RAW_DEPTH = 2  # chunks read and waiting to be summed
+# memory: (DEPTH + RAW_DEPTH + 3) x chunk size per large file in flight, at most
 
 
 class ReadAhead:
-    """A ``ReadStream`` over ``stream`` whose chunks are read ahead on a thread.
+    """A ``ReadStream`` over ``stream`` whose chunks are read ahead, and summed, on threads.
 
     ``read(n)`` returns at most one chunk of ``chunk_size`` bytes (fewer at the end);
     ``read_crc(n)`` the same with the CRC-64 of what it returns; ``stop()`` ends the
-    thread; the caller still closes ``stream``.
+    threads; the caller still closes ``stream``.
     """
 
     def __init__(self, stream: ReadStream, chunk_size: int, depth: int = DEPTH) -> None:
         self._stream = stream
         self._chunk_size = chunk_size
+        self._raw: queue.Queue[Any] = queue.Queue(RAW_DEPTH)
         self._queue: queue.Queue[Any] = queue.Queue(depth)
         self._stop = threading.Event()
         self._pending = memoryview(b"")
         self._whole: bytes | None = None
         self._whole_crc = 0  # of ``_whole``
         self._done = False
-        self._thread = threading.Thread(target=self._pump, name="sharelift-read-ahead", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._pump, name="sharelift-read-ahead", daemon=True),
+            threading.Thread(target=self._sum, name="sharelift-read-ahead-crc", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def _put(self, item: Any) -> bool:
+    def _put(self, into: queue.Queue[Any], item: Any) -> bool:
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=0.1)
+                into.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
@@ -63,10 +73,22 @@ class ReadAhead:
                 chunk = self._stream.read(self._chunk_size)
                 if not isinstance(chunk, bytes):
                     chunk = bytes(chunk)  # immutable: the bytes summed are the bytes sent
-                if not self._put((chunk, crc64(chunk))) or not chunk:
+                if not self._put(self._raw, chunk) or not chunk:
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            self._put(exc)
+            self._put(self._raw, exc)
+
+    def _sum(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._raw.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(item, BaseException):
+                self._put(self._queue, item)
+                return
+            if not self._put(self._queue, (item, crc64(item))) or not item:
+                return
 
     def read(self, size: int = -1, /) -> bytes:
         if size is None or size < 0:
@@ -77,7 +99,7 @@ class ReadAhead:
         return self._next(size)[0]
 
     def read_crc(self, size: int, /) -> tuple[bytes, int]:
-        """Up to ``size`` bytes (as ``read``) and their CRC-64: computed on the reader
+        """Up to ``size`` bytes (as ``read``) and their CRC-64: computed on the summing
         thread when a whole chunk is returned (the usual case: callers ask for the chunk
         size), here for a piece of one."""
         out, whole = self._next(size)
@@ -107,9 +129,10 @@ class ReadAhead:
         return out, whole
 
     def stop(self) -> None:
-        """End the reader thread (after the read it may be waiting on). Safe to call twice."""
+        """End the threads (after the read the reader may be waiting on). Safe to call twice."""
         self._stop.set()
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
 
     def close(self) -> None:
         self.stop()
