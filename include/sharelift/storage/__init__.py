@@ -16,14 +16,10 @@ from sharelift.storage.base import (
     SourceFeatures,
     TransferConfig,
 )
-from sharelift.storage.buffers import limit_malloc_arenas
 from sharelift.storage.retrying import RetryPolicy
 
 if TYPE_CHECKING:
     from sharelift.addresses import DestinationAddress, SourceAddress
-
-# Before any copy thread starts: bounded buffers stay bounded in resident memory (buffers).
-limit_malloc_arenas()
 
 __all__ = [
     "Destination",

@@ -15,10 +15,11 @@ always granted: a part larger than the whole budget is read when nothing else is
 Bounding the live bytes is not enough: glibc gives each thread a malloc arena of its own
 (up to 8 per CPU), and the chunks of 1 MiB that a thread read, freed on the threads that
 sent them, stay resident in their arena. With a dozen threads each arena kept its own peak
-and the process held twice its live bytes. ``limit_malloc_arenas`` (called when
-``sharelift.storage`` is imported, before any copy thread starts) lets every thread share
-one arena: Python's small objects do not use it (pymalloc), the large allocations that do
-are few (one per chunk) and made under the GIL, so the threads do not wait on its lock.
+and the process held twice its live bytes. ``limit_malloc_arenas`` (called when an OSS
+destination is opened, before the copy threads start) lets every thread share one arena:
+Python's small objects do not use it (pymalloc), the large allocations that do are few
+(one per chunk). Only there: into a local folder the buffers stay small anyway (a few
+read-ahead chunks per file), so other processes keep glibc's default.
 """
 
 from __future__ import annotations

@@ -147,6 +147,8 @@ class OssDestination(Destination):
         self.transfer = transfer or TransferConfig()
         self.prefix = address.prefix
         self.read_chunk_size = read_chunk_size
+        # Before the copy threads start: their parts stay bounded in resident memory too.
+        buffers.limit_malloc_arenas()
         self.connect_timeout = connect_timeout
         secret = address.access_key_secret.reveal()
         if address.signature_version == "v1":
