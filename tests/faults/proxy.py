@@ -45,6 +45,7 @@ class Faults:
     strip_crc: bool = False  # the CRC-64 header removed from every answer
     forbid_put_rate: float = 0.0  # object PUTs answered 403 AccessDenied
     part_status: int = 0  # when set, every UploadPart answered with it (403: AccessDenied)
+    reset_initiates: int = 0  # this many InitiateMultipartUpload forwarded, then reset
     seed: int = 13
 
 
@@ -146,6 +147,7 @@ class FaultProxy:
         self.injected: collections.Counter[str] = collections.Counter()
         self.requests = 0
         self.parts = 0  # UploadPart requests received (whatever became of them)
+        self.initiates_reset = 0
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -273,6 +275,11 @@ class FaultProxy:
                 i = self._rng.randrange(len(body))
             body = body[:i] + bytes([body[i] ^ 0x10]) + body[i + 1 :]
         reset = self._chance(f.reset_rate)
+        if method == b"POST" and b"?uploads" in target:
+            with self._lock:
+                if self.initiates_reset < f.reset_initiates:
+                    self.initiates_reset += 1
+                    reset = True
         answer = self._forward(first, pairs, body, head_request=method == b"HEAD")
         if reset:
             self._count("reset")

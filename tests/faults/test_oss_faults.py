@@ -129,3 +129,11 @@ def test_a_server_that_answers_only_503_fails_each_file_with_status_and_a_reason
         assert "no error message in the answer" in reason
     assert tally.leftover_uploads == 0
     assert_retry_finishes(copy, direct, tally)
+
+
+def test_an_initiate_whose_answer_was_lost_leaves_no_upload_behind(proxied) -> None:  # type: ignore[no-untyped-def]
+    """The server began an upload but the client never heard its id: the upload begun
+    again is the one completed, and the one nobody knows of is aborted."""
+    tally, _ = copy_through(proxied, Faults(reset_initiates=2), "2 initiates reset")
+    assert tally.injected == {"reset": 2}
+    assert_all_copied_exactly(tally, proxied[3])

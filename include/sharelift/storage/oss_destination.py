@@ -44,6 +44,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, TypeVar
@@ -80,6 +81,7 @@ from sharelift.storage.streaming import ExactReader
 # the normal case on a first run) at INFO, headers included. In an Airflow task each line
 # travels to the task log: thousands of lines per subtask, a real CPU cost, and noise that
 # hides the per-file reasons we record ourselves. Errors reach us as exceptions anyway.
+log = logging.getLogger(__name__)
 if logging.getLogger("oss2").level == logging.NOTSET:
     logging.getLogger("oss2").setLevel(logging.WARNING)
 
@@ -89,6 +91,9 @@ META_MTIME = "x-oss-meta-sharelift-mtime-ns"
 META_MODE = "x-oss-meta-sharelift-mode"
 SMALL_OBJECT = 1024 * 1024  # read whole and send as bytes: no stream adapter overhead
 CRC_HEADER = "x-oss-hash-crc64ecma"
+# Seconds an upload's initiation date may precede our first initiate (server and client
+# clocks differ) and still be taken for one of ours.
+ORPHAN_CLOCK_SLACK = 60
 # Codes that name a passing state of the server, whatever the status that carries them.
 TRANSIENT_CODES = frozenset(
     {"RequestTimeout", "InternalError", "ServiceUnavailable", "SlowDown", "Throttling"}
@@ -348,6 +353,29 @@ class OssDestination(Destination):
                 done[num] = part
         return recorded.upload_id, done
 
+    def _initiate(self, key: str, full_key: str, headers: dict[str, str]) -> str:
+        """A new multipart upload's id. An initiate whose answer was lost (a reset after
+        the server acted) and was sent again leaves an upload nobody knows the id of: the
+        uploads of this name begun since the first try, other than ours, are aborted."""
+        tries = 0
+        started = time.time()
+
+        def initiate() -> Any:
+            nonlocal tries
+            tries += 1
+            return self._bucket.init_multipart_upload(full_key, headers=headers)
+
+        upload_id: str = self._request(key, "initiate multipart upload", initiate).upload_id
+        if tries > 1:
+            try:
+                for upload in oss2.MultipartUploadIterator(self._bucket, prefix=full_key):
+                    recent = int(upload.initiation_date or 0) >= started - ORPHAN_CLOCK_SLACK
+                    if upload.key == full_key and upload.upload_id != upload_id and recent:
+                        self._abort_quietly(full_key, upload.upload_id)
+            except oss_exc.OssError as exc:  # the upload itself goes on; cleanup finds them
+                log.debug("could not list the uploads of %s: %s", key, exc)
+        return upload_id
+
     def _abort_quietly(self, full_key: str, upload_id: str | None) -> None:
         if not upload_id:
             return
@@ -371,11 +399,7 @@ class OssDestination(Destination):
         header = UploadHeader(full_key, size, mtime, part_size, "")
         upload_id, done = self._resume_point(checkpoint, header)
         if upload_id is None:
-            upload_id = self._request(
-                key,
-                "initiate multipart upload",
-                lambda: self._bucket.init_multipart_upload(full_key, headers=headers),
-            ).upload_id
+            upload_id = self._initiate(key, full_key, headers)
         if checkpoint is not None:
             # Fresh, or the resumed upload's parts as the server confirmed them: written
             # once per put; each part stored from here on appends one line.
