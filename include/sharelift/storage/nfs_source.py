@@ -76,6 +76,7 @@ or in another process.
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import ctypes
 import errno
@@ -90,6 +91,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import sharelift.storage.nfs3_rpc as nfs3_rpc
 import sharelift.storage.retrying as retrying
 from sharelift.addresses import SourceAddress
 from sharelift.errors import (
@@ -143,6 +145,12 @@ PREFETCH_THREADS = 3
 PREFETCH_FOLDERS = 32
 PREFETCH_ENTRIES = 100_000
 PREFETCH_AFTER = 8
+
+# Copy reads (``open_entry``, NFSv3): READs of a big file in flight at once, and folder
+# handles kept for the LOOKUPs of the files in them (a subtask's files come folder by
+# folder).
+READS_IN_FLIGHT = 4
+FOLDER_HANDLES = 64
 
 _Item = tuple[str, int, int, int]  # name, mode, size, mtime_ns: one entry of a listing
 _Positions = tuple[list[int], list[str]]  # where a listing's sub-folders are: index, name
@@ -260,6 +268,7 @@ class _CLib:
         self.nfs_closedir = bind(quick, "nfs_closedir", None, vp, vp)
         self.nfs_get_error = bind(quick, "nfs_get_error", c.c_char_p, vp)
         self.nfs_set_timeout = bind(quick, "nfs_set_timeout", None, vp, c.c_int)
+        self.rpc = nfs3_rpc.RpcLib(path)
 
     def error(self, ctx: int) -> str:
         """``nfs_get_error``: the message of the context's last failure ('' if none)."""
@@ -415,9 +424,12 @@ class NfsSource(Source):
         self._ctx: Any = None
         self._ctx_p = 0  # the context as a C pointer, for the ctypes calls
         self._pid = 0
-        self._streams: weakref.WeakSet[_NfsReadStream] = weakref.WeakSet()
+        self._streams: weakref.WeakSet[_NfsReadStream | _Nfs3Stream] = weakref.WeakSet()
         self._walks: weakref.WeakSet[_Prefetcher] = weakref.WeakSet()
         self._last_mount_error = _NfsCallError(-errno.ENOTCONN, "not mounted")
+        self._rpc: nfs3_rpc.Rpc | None = None  # the RPC layer of ``_ctx`` (``_rpc_ctx``)
+        self._rpc_ctx = 0
+        self._folders: dict[str, bytes] = {}  # folder handles for LOOKUPs, most recent last
 
     # -- pickling and fork: the address is the whole state ------------------------------
 
@@ -495,6 +507,8 @@ class NfsSource(Source):
             self._ctx = None
             self._streams = weakref.WeakSet()
             self._walks = weakref.WeakSet()
+            self._rpc = None
+            self._folders = {}
         try:
             self._nfs, self._ctx = self._mount()
         except _NfsCallError as exc:
@@ -523,6 +537,8 @@ class NfsSource(Source):
         on it end (their handles die with it); walks keep their own helpers."""
         for stream in list(self._streams):
             stream.close()
+        self._folders.clear()
+        self._rpc = None
         ctx, self._ctx = self._ctx, None
         self._ctx_p = 0
         if ctx is not None and self._pid == os.getpid():
@@ -539,6 +555,8 @@ class NfsSource(Source):
             walk.close()
         for stream in list(self._streams):
             stream.close()
+        self._folders.clear()
+        self._rpc = None
         ctx, self._ctx = self._ctx, None
         self._ctx_p = 0
         if ctx is not None and self._pid == os.getpid():
@@ -867,7 +885,11 @@ class NfsSource(Source):
         return _entry_from_stat(rel, st)
 
     def fingerprint(self, stream: ReadStream, path: str) -> Fingerprint:
-        """One GETATTR on the open handle: size, mtime and ctime as the server has them."""
+        """Size, mtime and ctime as the server has them: for a stream opened by
+        ``open_entry``, what the READ replies carried (see ``_Nfs3Stream.after``), else
+        one GETATTR on the open handle."""
+        if isinstance(stream, _Nfs3Stream):
+            return stream.after()
         if not isinstance(stream, _NfsReadStream):
             return super().fingerprint(stream, path)
         st = stream.getattr()
@@ -877,12 +899,89 @@ class NfsSource(Source):
         return self._open(path, None)
 
     def open_entry(self, entry: Entry) -> ReadStream:
-        """Open without the GETATTR (``nfs_fstat64``) that ``open`` sends: the scan's
-        READDIRPLUS said it is a regular file of ``entry.size`` bytes. One RPC of six per
-        small file (3 LOOKUPs, ACCESS, GETATTR, READ). A
-        path that is no longer a regular file fails its first READ, which is then told
-        apart with the GETATTR after all; a different size shows as the reader counts."""
+        """Open for the copy: on NFSv3 one LOOKUP in the file's folder (its handle kept
+        from the last files) instead of ``nfs_open``'s LOOKUP per path component, ACCESS
+        and GETATTR; the LOOKUP's attributes are the file before the read (``opened``,
+        with its ctime), and the stream's READs (several in flight for a big file) carry
+        the attributes after it (``nfs3_rpc``). NFSv4 opens without the GETATTR: the
+        scan's READDIRPLUS said it is a regular file of ``entry.size`` bytes, a path that
+        is no longer one fails its first READ (then told apart with a GETATTR), and a
+        different size shows as the reader counts."""
+        if self.address.nfs_version == 3:
+            return self._open_by_lookup(entry.path)
         return self._open(entry.path, entry.size)
+
+    def _rpc_or_call_error(self) -> nfs3_rpc.Rpc:
+        lib, ctx = self._c_or_call_error()
+        if self._rpc is None or self._rpc_ctx != ctx:
+            self._rpc = nfs3_rpc.Rpc(lib.rpc, ctx)
+            self._rpc_ctx = ctx
+            self._folders.clear()
+        return self._rpc
+
+    def _folder_handle(self, dir_abs: str) -> bytes:
+        """The file handle of a folder, kept for the next files in it. Opened with
+        ``nfs_open`` (libnfs resolves the path as it would for a file in it, symlinked
+        folders included)."""
+        fh = self._folders.get(dir_abs)
+        if fh is not None:
+            return fh
+        lib, ctx = self._c_or_call_error()
+        handle = ctypes.c_void_p()
+        rc = lib.nfs_open(ctx, dir_abs.encode(), os.O_RDONLY, ctypes.byref(handle))
+        if rc != 0:
+            raise _NfsCallError(rc, lib.error(ctx))
+        opened: int = handle.value  # type: ignore[assignment]  # set when nfs_open succeeds
+        try:
+            fh = lib.rpc.handle_of(opened)
+        finally:
+            lib.nfs_close(ctx, opened)
+        while len(self._folders) >= FOLDER_HANDLES:
+            del self._folders[next(iter(self._folders))]
+        self._folders[dir_abs] = fh
+        return fh
+
+    def _open_by_lookup(self, path: str) -> ReadStream:
+        rel = self._checked_rel(path)
+        if not rel:
+            raise NotAFile(path, "is a folder, not a file")
+        parent, _, name = rel.rpartition("/")
+        dir_abs = self._abs(parent)
+
+        def lookup() -> tuple[nfs3_rpc.Rpc, nfs3_rpc.Call]:
+            rpc = self._rpc_or_call_error()
+            while True:
+                cached = dir_abs in self._folders
+                dir_fh = self._folder_handle(dir_abs)
+                call = _answered(rpc, rpc.lookup(dir_fh, name.encode(), "LOOKUP"))
+                if call.stale and cached:  # the folder went since its handle was kept
+                    self._folders.pop(dir_abs, None)
+                    continue
+                failure = call.failure()
+                if failure is not None:
+                    raise _NfsCallError(*failure)
+                if call.attrs is None:  # a server may leave them out of the reply
+                    got = _answered(rpc, rpc.getattr(call.fh, "GETATTR"))
+                    if got.failure() is not None:
+                        raise _NfsCallError(*got.failure())  # type: ignore[misc]
+                    call.attrs = got.attrs
+                return rpc, call
+
+        try:
+            rpc, call = self._retried(f"open of {path!r}", lookup)
+        except _NfsCallError as err:
+            raise _file_error(path, err) from None
+        attrs = call.attrs
+        assert attrs is not None
+        if attrs.type != nfs3_rpc.NF3REG:
+            if attrs.type == nfs3_rpc.NF3LNK:
+                raise NotAFile(path, "is a symlink; symlinks are not followed")
+            raise NotAFile(
+                path, "is a folder" if attrs.type == nfs3_rpc.NF3DIR else "is not a regular file"
+            )
+        stream = _Nfs3Stream(self, rpc, call.fh, path, attrs)
+        self._streams.add(stream)
+        return stream
 
     def _open(self, path: str, known_size: int | None) -> ReadStream:
         rel = self._checked_rel(path)
@@ -1250,7 +1349,169 @@ class _NfsReadStream:
             pass
 
 
+class _Nfs3Stream:
+    """A file opened by ``open_entry`` on NFSv3: READs sent through ``nfs3_rpc``.
+
+    Up to ``READS_IN_FLIGHT`` READs of ``READ_CHUNK`` bytes are in flight ahead of the
+    reader (one for a small file). The READs ask up to one byte past the size the LOOKUP
+    announced: a file that grew shows at once (the reader counts bytes), and the reply's
+    end-of-file flag saves a READ at the end. Every reply's attributes are kept (``after``).
+    """
+
+    def __init__(
+        self, source: NfsSource, rpc: nfs3_rpc.Rpc, fh: bytes, path: str, attrs: nfs3_rpc.Attrs
+    ) -> None:
+        self._source = source
+        self._ctx = source._ctx
+        self._rpc = rpc
+        self._fh = fh
+        self.path = path
+        self.size = attrs.size
+        self.opened = Fingerprint(attrs.size, attrs.mtime_ns, attrs.ctime_ns)
+        self._before = attrs.key()
+        self._chunk = max(4096, min(READ_CHUNK, rpc.readmax or READ_CHUNK))
+        self._next = 0  # offset of the next READ to send
+        self._in_flight: collections.deque[tuple[nfs3_rpc.Call, int]] = collections.deque()
+        self._left = b""  # bytes of the last reply beyond what the reader asked
+        self._eof = False
+        self._last: nfs3_rpc.Attrs | None = None
+        self._changed = False
+        self._replies = 0
+        self._closed = False
+
+    def after(self) -> Fingerprint:
+        """The file's fingerprint after the read. A file read in one READ: that reply's
+        attributes (the server takes them after the data, so they are the file after the
+        read). A reply whose attributes differ from the LOOKUP's: those (the file
+        changed). Otherwise one GETATTR, sent now: the READs of a bigger file run ahead
+        of the reader, and a change while the reader still works through their bytes
+        must show as it did with a GETATTR after the whole read."""
+        self._check_open()
+        found = self._last
+        if found is None or not (self._changed or (self._eof and self._replies == 1)):
+            rpc = self._rpc
+            try:
+                call = _answered(rpc, rpc.getattr(self._fh, "GETATTR"))
+                failure = call.failure()
+                if failure is not None:
+                    raise _NfsCallError(*failure)
+            except _NfsCallError as err:
+                raise _file_error(self.path, err) from None
+            found = call.attrs
+            assert found is not None
+        return Fingerprint(found.size, found.mtime_ns, found.ctime_ns)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError("I/O operation on a closed NFS file")
+        if self._source._pid != os.getpid():
+            raise ValueError("an NFS file cannot be read in another process than it was opened in")
+        if self._source._ctx is not self._ctx or self._source._rpc is not self._rpc:
+            self._closed = True
+            raise ValueError("the NFS source of this file was closed")
+
+    def _send(self) -> None:
+        """Top up the READs in flight: up to one byte past the announced size, then one
+        at a time (the file grew)."""
+        end = self.size + 1
+        in_flight = self._in_flight
+        while len(in_flight) < READS_IN_FLIGHT:
+            start = self._next
+            if start >= end and in_flight:
+                return
+            count = min(self._chunk, end - start) if start < end else self._chunk
+            try:
+                call = self._rpc.read(self._fh, start, count, "READ")
+            except nfs3_rpc.RpcError as exc:
+                raise _file_error(self.path, _NfsCallError(exc.rc, exc.message)) from None
+            in_flight.append((call, count))
+            self._next = start + count
+            if start >= end:
+                return
+
+    def _take(self) -> bytes:
+        """The next reply's bytes, in file order."""
+        if not self._in_flight:
+            self._send()
+        call, count = self._in_flight.popleft()
+        self._send()  # the next READs travel while this one is waited for
+        try:
+            _answered(self._rpc, call)
+            failure = call.failure()
+            if failure is not None:
+                raise _NfsCallError(*failure)
+        except _NfsCallError as err:
+            self._in_flight.clear()
+            if err.errno == errno.ESTALE:
+                raise SourceFileChanged(
+                    self.path, "source file was deleted or replaced while being read"
+                ) from None
+            raise _file_error(self.path, err) from None
+        self._replies += 1
+        attrs = call.attrs
+        if attrs is not None and not self._changed:
+            self._last = attrs
+            self._changed = attrs.key() != self._before
+        data = call.data
+        if call.eof or not data:
+            self._eof = True
+            self._in_flight.clear()  # replies still to come are dropped when they come
+        elif len(data) < count:  # a short READ that is not the end: send again from here
+            self._in_flight.clear()
+            self._next = call.offset + len(data)
+        return data
+
+    def read(self, size: int = -1, /) -> bytes:
+        self._check_open()
+        if size is None or size < 0:
+            pieces = []
+            while chunk := self.read(READ_CHUNK):
+                pieces.append(chunk)
+            return b"".join(pieces)
+        if size == 0:
+            return b""
+        data = self._left
+        if not data:
+            if self._eof:
+                return b""
+            data = self._take()
+        if len(data) > size:
+            self._left = data[size:]
+            return data[:size]
+        self._left = b""
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        # NFSv3 has no CLOSE; READs still in flight are answered into nothing.
+        self._closed = True
+        self._in_flight.clear()
+        self._left = b""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> _Nfs3Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # -- helpers ---------------------------------------------------------------------------
+
+
+def _answered(rpc: nfs3_rpc.Rpc, call: nfs3_rpc.Call) -> nfs3_rpc.Call:
+    """``rpc.wait(call)``, a call without an NFS answer raised as ``_NfsCallError``."""
+    try:
+        return rpc.wait(call)
+    except nfs3_rpc.RpcError as exc:
+        raise _NfsCallError(exc.rc, exc.message) from None
 
 
 def _entry_from_stat(rel: str, st: Any) -> Entry:
