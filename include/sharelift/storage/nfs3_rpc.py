@@ -194,11 +194,27 @@ class RpcError(Exception):
 class Call:
     """One RPC in flight; ``done`` once its reply (or failure) was taken in."""
 
-    __slots__ = ("what", "done", "status", "error", "attrs", "fh", "data", "eof", "offset")
+    __slots__ = (
+        "what",
+        "done",
+        "status",
+        "error",
+        "attrs",
+        "fh",
+        "data",
+        "count",
+        "eof",
+        "offset",
+        "into",
+    )
 
-    def __init__(self, what: str, offset: int = 0) -> None:
+    def __init__(self, what: str, offset: int = 0, into: Any = None) -> None:
         self.what = what
         self.offset = offset
+        # A READ's bytes are copied into ``into`` (a ctypes char array that outlives the
+        # call) when given, else into ``data``; ``count`` says how many came.
+        self.into = into
+        self.count = 0
         self.done = False
         self.status = 0  # nfsstat3 (0: NFS3_OK)
         self.error: RpcError | None = None
@@ -248,7 +264,12 @@ def _on_reply(_rpc: Any, status: int, data: Any, private: Any) -> None:
             call.attrs = _attrs(ok.file_attributes)
             if not res.status:
                 n = min(ok.count, ok.data.data_len)
-                call.data = ctypes.string_at(ok.data.data_val, n) if n else b""
+                if call.into is not None:
+                    n = min(n, len(call.into))
+                    ctypes.memmove(call.into, ok.data.data_val, n)
+                elif n:
+                    call.data = ctypes.string_at(ok.data.data_val, n)
+                call.count = n
                 call.eof = bool(ok.eof)
         elif kind == "lookup":
             res_l = Lookup3Res.from_address(data)
@@ -342,10 +363,13 @@ class Rpc:
         del keep
         return call
 
-    def read(self, fh: bytes, offset: int, count: int, what: str) -> Call:
+    def read(self, fh: bytes, offset: int, count: int, what: str, into: Any = None) -> Call:
+        """A READ; its bytes land in ``into`` (a ctypes char array of at least ``count``)
+        when given: a big reply copied into a buffer the reader keeps, instead of a new
+        object per reply (fresh megabytes cost page faults)."""
         f, keep = _fh3(fh)
         args = Read3Args(f, offset, count)
-        call = self._queued("read", Call(what, offset), self.lib.read, args)
+        call = self._queued("read", Call(what, offset, into), self.lib.read, args)
         del keep
         return call
 

@@ -150,6 +150,7 @@ PREFETCH_AFTER = 8
 # handles kept for the LOOKUPs of the files in them (a subtask's files come folder by
 # folder).
 READS_IN_FLIGHT = 4
+BUFFERED_READ = 256 * 1024  # READs this big land in buffers the stream keeps
 FOLDER_HANDLES = 64
 
 _Item = tuple[str, int, int, int]  # name, mode, size, mtime_ns: one entry of a listing
@@ -1372,6 +1373,7 @@ class _Nfs3Stream:
         self._chunk = max(4096, min(READ_CHUNK, rpc.readmax or READ_CHUNK))
         self._next = 0  # offset of the next READ to send
         self._in_flight: collections.deque[tuple[nfs3_rpc.Call, int]] = collections.deque()
+        self._buffers: list[Any] = []  # READ buffers free for the next READs (big files)
         self._left = b""  # bytes of the last reply beyond what the reader asked
         self._eof = False
         self._last: nfs3_rpc.Attrs | None = None
@@ -1410,18 +1412,24 @@ class _Nfs3Stream:
             self._closed = True
             raise ValueError("the NFS source of this file was closed")
 
-    def _send(self) -> None:
-        """Top up the READs in flight: up to one byte past the announced size, then one
-        at a time (the file grew)."""
+    def _send(self, *, past_end: bool = False) -> None:
+        """Top up the READs in flight up to one byte past the announced size; with
+        ``past_end`` (the reader wants more and none is in flight: the file grew), one
+        READ beyond."""
         end = self.size + 1
         in_flight = self._in_flight
+        sent = False
         while len(in_flight) < READS_IN_FLIGHT:
             start = self._next
-            if start >= end and in_flight:
+            if start >= end and (sent or not past_end):
                 return
+            sent = True
             count = min(self._chunk, end - start) if start < end else self._chunk
+            into = None
+            if count >= BUFFERED_READ:
+                into = self._buffers.pop() if self._buffers else (ctypes.c_char * self._chunk)()
             try:
-                call = self._rpc.read(self._fh, start, count, "READ")
+                call = self._rpc.read(self._fh, start, count, "READ", into)
             except nfs3_rpc.RpcError as exc:
                 raise _file_error(self.path, _NfsCallError(exc.rc, exc.message)) from None
             in_flight.append((call, count))
@@ -1432,7 +1440,7 @@ class _Nfs3Stream:
     def _take(self) -> bytes:
         """The next reply's bytes, in file order."""
         if not self._in_flight:
-            self._send()
+            self._send(past_end=True)
         call, count = self._in_flight.popleft()
         self._send()  # the next READs travel while this one is waited for
         try:
@@ -1452,7 +1460,11 @@ class _Nfs3Stream:
         if attrs is not None and not self._changed:
             self._last = attrs
             self._changed = attrs.key() != self._before
-        data = call.data
+        if call.into is not None:
+            data = ctypes.string_at(call.into, call.count)
+            self._buffers.append(call.into)
+        else:
+            data = call.data
         if call.eof or not data:
             self._eof = True
             self._in_flight.clear()  # replies still to come are dropped when they come
