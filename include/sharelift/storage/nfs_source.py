@@ -430,7 +430,7 @@ class NfsSource(Source):
         self._last_mount_error = _NfsCallError(-errno.ENOTCONN, "not mounted")
         self._rpc: nfs3_rpc.Rpc | None = None  # the RPC layer of ``_ctx`` (``_rpc_ctx``)
         self._rpc_ctx = 0
-        self._folders: dict[str, bytes] = {}  # folder handles for LOOKUPs, most recent last
+        self._folders = _FolderHandles()  # shared with clones: handles are the server's
 
     # -- pickling and fork: the address is the whole state ------------------------------
 
@@ -444,7 +444,9 @@ class NfsSource(Source):
         return f"NfsSource({self.address.name!r}, {self.display_url()!r})"
 
     def clone(self) -> NfsSource:
-        return NfsSource(self.address)
+        twin = NfsSource(self.address)
+        twin._folders = self._folders
+        return twin
 
     # -- connection ----------------------------------------------------------------------
 
@@ -509,7 +511,7 @@ class NfsSource(Source):
             self._streams = weakref.WeakSet()
             self._walks = weakref.WeakSet()
             self._rpc = None
-            self._folders = {}
+            self._folders = _FolderHandles()
         try:
             self._nfs, self._ctx = self._mount()
         except _NfsCallError as exc:
@@ -556,7 +558,7 @@ class NfsSource(Source):
             walk.close()
         for stream in list(self._streams):
             stream.close()
-        self._folders.clear()
+        self._folders = _FolderHandles()  # the clones keep theirs
         self._rpc = None
         ctx, self._ctx = self._ctx, None
         self._ctx_p = 0
@@ -917,7 +919,6 @@ class NfsSource(Source):
         if self._rpc is None or self._rpc_ctx != ctx:
             self._rpc = nfs3_rpc.Rpc(lib.rpc, ctx)
             self._rpc_ctx = ctx
-            self._folders.clear()
         return self._rpc
 
     def _folder_handle(self, dir_abs: str) -> bytes:
@@ -937,9 +938,7 @@ class NfsSource(Source):
             fh = lib.rpc.handle_of(opened)
         finally:
             lib.nfs_close(ctx, opened)
-        while len(self._folders) >= FOLDER_HANDLES:
-            del self._folders[next(iter(self._folders))]
-        self._folders[dir_abs] = fh
+        self._folders.put(dir_abs, fh)
         return fh
 
     def _open_by_lookup(self, path: str) -> ReadStream:
@@ -952,11 +951,11 @@ class NfsSource(Source):
         def lookup() -> tuple[nfs3_rpc.Rpc, nfs3_rpc.Call]:
             rpc = self._rpc_or_call_error()
             while True:
-                cached = dir_abs in self._folders
+                cached = self._folders.get(dir_abs) is not None
                 dir_fh = self._folder_handle(dir_abs)
                 call = _answered(rpc, rpc.lookup(dir_fh, name.encode(), "LOOKUP"))
                 if call.stale and cached:  # the folder went since its handle was kept
-                    self._folders.pop(dir_abs, None)
+                    self._folders.discard(dir_abs)
                     continue
                 failure = call.failure()
                 if failure is not None:
@@ -1027,6 +1026,37 @@ class NfsSource(Source):
         stream.opened = _fingerprint(st)
         self._streams.add(stream)
         return stream
+
+
+class _FolderHandles:
+    """Folder handles by libnfs path, the most recent ``FOLDER_HANDLES``; one set per
+    source and its clones (the copy threads of a process), which share the folders of
+    their subtasks. A handle is the server's, not the connection's: it stays good across
+    reconnects, and one that went stale (the folder was removed or replaced) is dropped
+    where its LOOKUP says so."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> bytes | None:
+        return self._handles.get(path)
+
+    def put(self, path: str, fh: bytes) -> None:
+        with self._lock:
+            handles = self._handles
+            handles.pop(path, None)
+            while len(handles) >= FOLDER_HANDLES:
+                del handles[next(iter(handles))]
+            handles[path] = fh
+
+    def discard(self, path: str) -> None:
+        with self._lock:
+            self._handles.pop(path, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._handles.clear()
 
 
 class _Task:
