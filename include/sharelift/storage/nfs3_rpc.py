@@ -33,6 +33,7 @@ from typing import Any
 
 # nfsstat3 codes whose errno differs from the code (RFC 1813 section 2.6); the others
 # below 10000 are Linux errno values already.
+_NFS3ERR_NOENT = 2
 _NFS3ERR_STALE = 70
 _NFS3_ERRNO = {
     70: errno.ESTALE,
@@ -232,8 +233,9 @@ class Call:
         return -code, f"NFS: {self.what} failed with {name}"
 
     @property
-    def stale(self) -> bool:
-        return self.status == _NFS3ERR_STALE
+    def missing(self) -> bool:
+        """NFS3ERR_NOENT or NFS3ERR_STALE: the name or the handle is gone."""
+        return self.status in (_NFS3ERR_NOENT, _NFS3ERR_STALE)
 
 
 # Calls in flight by key (the callback's private_data); the callback pops them.

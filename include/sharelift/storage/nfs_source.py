@@ -954,7 +954,10 @@ class NfsSource(Source):
                 cached = self._folders.get(dir_abs) is not None
                 dir_fh = self._folder_handle(dir_abs)
                 call = _answered(rpc, rpc.lookup(dir_fh, name.encode(), "LOOKUP"))
-                if call.stale and cached:  # the folder went since its handle was kept
+                if call.missing and cached:
+                    # The folder may have gone since its handle was kept (the handle of a
+                    # removed folder answers STALE, or NOENT while the server still knows
+                    # it): look the folder up again, once.
                     self._folders.discard(dir_abs)
                     continue
                 failure = call.failure()
