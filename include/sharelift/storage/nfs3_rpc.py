@@ -13,10 +13,12 @@ The calls are libnfs 4.0's ``rpc_nfs3_*_async`` on the ``rpc_context`` of a moun
 ``nfs_context`` (``nfs_get_rpc_context``): the RPC layer is libnfs's own (its XDR, its
 time-outs from ``nfs_set_timeout``, its reconnect), and this module only drives its event
 loop (``rpc_get_fd``/``rpc_which_events``/``rpc_service``, as libnfs's synchronous calls do
-inside C) and reads the replies. ``rpc_service`` runs through ``CDLL`` (the GIL released
-while it reads the socket); the reply callback is a ctypes callback that takes the GIL
-back, copies what it needs out of the reply (which libnfs frees after the callback) and
-returns. One context is driven by one thread at a time, like every other libnfs call.
+inside C) and reads the replies. The GIL is released only while the loop waits in
+``poll``: ``rpc_service`` is called for the events poll reported, so it does not wait,
+and it runs the reply callback (a ctypes callback that copies what it needs out of the
+reply, which libnfs frees after the callback) with the GIL held: a thread that gave the
+GIL up for each step would wait for it behind the other copy threads each time. One
+context is driven by one thread at a time, like every other libnfs call.
 
 The structures are declared as in libnfs 4.0's nfsc/libnfs-raw-nfs.h (the soname guard
 of ``nfs_source`` covers them too; tests/unit/test_nfs3_rpc_layout.py compares them with
@@ -28,7 +30,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import itertools
-import select
 from typing import Any
 
 # nfsstat3 codes whose errno differs from the code (RFC 1813 section 2.6); the others
@@ -157,6 +158,12 @@ class Getattr3Args(ctypes.Structure):
 
 class Getattr3Res(ctypes.Structure):
     _fields_ = [("status", ctypes.c_int), ("obj_attributes", Fattr3)]
+
+
+class PollFd(ctypes.Structure):
+    """``struct pollfd`` (poll.h)."""
+
+    _fields_ = [("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short)]
 
 
 RPC_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
@@ -295,12 +302,11 @@ _CALLBACK = RPC_CB(_on_reply)  # module-wide: libnfs may call it until a context
 
 
 class RpcLib:
-    """The libnfs RPC-layer functions, bound with ctypes (``CDLL``: GIL released)."""
+    """The libnfs RPC-layer functions and poll(2), bound with ctypes."""
 
     def __init__(self, path: str) -> None:
         c = ctypes
         vp = c.c_void_p
-        lib = c.CDLL(path)
         quick = c.PyDLL(path)
 
         def bind(where: Any, name: str, restype: Any, *argtypes: Any) -> Any:
@@ -315,7 +321,17 @@ class RpcLib:
         self.rpc_get_fd = bind(quick, "rpc_get_fd", c.c_int, vp)
         self.rpc_which_events = bind(quick, "rpc_which_events", c.c_int, vp)
         self.rpc_get_error = bind(quick, "rpc_get_error", c.c_char_p, vp)
-        self.rpc_service = bind(lib, "rpc_service", c.c_int, vp, c.c_int)
+        # Only ever called for events poll reported: it reads and writes what the socket
+        # takes without waiting, and runs the reply callbacks, so it keeps the GIL (a
+        # callback would otherwise take it back, waiting behind the other threads).
+        self.rpc_service = bind(quick, "rpc_service", c.c_int, vp, c.c_int)
+        libc_wait = c.CDLL(None, use_errno=True)
+        libc_quick = c.PyDLL(None, use_errno=True)
+        pfd = c.POINTER(PollFd)
+        # poll(2) twice: a look without waiting that keeps the GIL, and the wait itself,
+        # which releases it (the one point of a call where other threads run).
+        self.poll_now = bind(libc_quick, "poll", c.c_int, pfd, c.c_ulong, c.c_int)
+        self.poll_wait = bind(libc_wait, "poll", c.c_int, pfd, c.c_ulong, c.c_int)
         # Queuing encodes the arguments into the request at once (they need not outlive
         # the call) and sends nothing: rpc_service writes it.
         self.read = bind(
@@ -347,6 +363,7 @@ class Rpc:
         self.lib = lib
         self.rpc = lib.nfs_get_rpc_context(nfs_ctx)
         self.readmax = int(lib.nfs_get_readmax(nfs_ctx))
+        self._pfd = PollFd()
 
     def _queued(self, kind: str, call: Call, submit: Any, args: Any) -> Call:
         key = next(_keys)
@@ -390,15 +407,18 @@ class Rpc:
         first are taken in too). Raises ``RpcError`` when the call got no NFS answer."""
         lib = self.lib
         rpc = self.rpc
+        pfd = self._pfd
+        ref = ctypes.byref(pfd)
         while not call.done:
             fd = lib.rpc_get_fd(rpc)
             if fd < 0:
                 raise RpcError(-errno.ENOTCONN, f"NFS: {call.what}: not connected")
-            poller = select.poll()
-            poller.register(fd, lib.rpc_which_events(rpc))
-            ready = poller.poll(_POLL_MS)
-            revents = ready[0][1] if ready else 0
-            if lib.rpc_service(rpc, revents) < 0:
+            pfd.fd = fd
+            pfd.events = lib.rpc_which_events(rpc)
+            pfd.revents = 0
+            if lib.poll_now(ref, 1, 0) == 0:
+                lib.poll_wait(ref, 1, _POLL_MS)
+            if lib.rpc_service(rpc, pfd.revents) < 0:
                 raise RpcError(-errno.ECONNRESET, f"NFS: {call.what}: {self.error()}")
         if call.error is not None:
             raise call.error
