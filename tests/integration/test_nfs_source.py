@@ -682,7 +682,10 @@ def test_a_small_file_is_copied_with_one_lookup_and_one_read(
 
     write(area, "small/one.txt", b"one" * 100)
     write(area, "small/two.txt", b"two" * 100)
+    write(area, "small/three.txt", b"three" * 100)
     seen = entries(source)
+    with source.open_entry(seen["small/one.txt"]) as stream:  # finds the folder's handle
+        stream.read(-1)
     sent: list[str] = []
     queued = nfs3_rpc.Rpc._queued
 
@@ -691,7 +694,7 @@ def test_a_small_file_is_copied_with_one_lookup_and_one_read(
         return queued(self, kind, call, submit, args)
 
     monkeypatch.setattr(nfs3_rpc.Rpc, "_queued", counted)
-    for name in ("small/one.txt", "small/two.txt"):
+    for name in ("small/two.txt", "small/three.txt"):
         entry = seen[name]
         with source.open_entry(entry) as stream:
             assert len(stream.read(10_000)) == entry.size

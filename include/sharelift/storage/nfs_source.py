@@ -922,12 +922,29 @@ class NfsSource(Source):
         return self._rpc
 
     def _folder_handle(self, dir_abs: str) -> bytes:
-        """The file handle of a folder, kept for the next files in it. Opened with
-        ``nfs_open`` (libnfs resolves the path as it would for a file in it, symlinked
-        folders included)."""
+        """The file handle of a folder, kept for the next files in it: one LOOKUP in its
+        parent's kept handle, else (the source's top folder, a parent not kept, or an
+        answer that is not a plain folder) ``nfs_open``, which resolves the path as it
+        would for a file in it, symlinked folders included."""
         fh = self._folders.get(dir_abs)
         if fh is not None:
             return fh
+        parent, _, name = dir_abs.rpartition("/")
+        parent = parent or "/"
+        parent_fh = None
+        if dir_abs != self._root_abs and name and dir_abs.startswith(self._root_abs):
+            parent_fh = self._folder_handle(parent)
+        if parent_fh is not None:
+            rpc = self._rpc_or_call_error()
+            call = _answered(rpc, rpc.lookup(parent_fh, name.encode(), "LOOKUP"))
+            if not call.status and call.attrs is not None and call.attrs.type == nfs3_rpc.NF3DIR:
+                self._folders.put(dir_abs, call.fh)
+                return call.fh
+            if call.missing:
+                self._folders.discard(parent)
+        return self._open_folder(dir_abs)
+
+    def _open_folder(self, dir_abs: str) -> bytes:
         lib, ctx = self._c_or_call_error()
         handle = ctypes.c_void_p()
         rc = lib.nfs_open(ctx, dir_abs.encode(), os.O_RDONLY, ctypes.byref(handle))
