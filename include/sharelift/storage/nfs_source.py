@@ -38,6 +38,13 @@ How it talks to the server:
   when the walk reaches that folder (see ``_Prefetcher`` for the bounds).
 * ``open`` uses ``O_NOFOLLOW`` (libnfs returns ELOOP for a symlink) and then checks with
   ``fstat`` that it got a regular file (libnfs happily "opens" folders and fifos).
+* ``open_entry`` (the copy's open) on NFSv3 goes below the file API (``nfs3_rpc``): one
+  LOOKUP of the name in its folder's handle, which the source and its clones keep (a
+  folder is itself one LOOKUP in its parent's), then the READs, several in flight for a
+  big file. The LOOKUP reply's type refuses a symlink, folder or fifo, and its
+  attributes (with the change time) are the fingerprint before the read; a one-READ
+  file's reply carries the fingerprint after it, so a small file costs two round trips
+  where ``nfs_open``/``nfs_read``/GETATTR took six or more.
 * A lost connection (server restarted, socket reset, RPC timed out) is transient: opens and
   stats are tried again under ``storage.retrying``'s policy, each try after the first on a
   new context (mounted again); a read that fails half-way fails the file as transient, and
