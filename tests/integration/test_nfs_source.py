@@ -739,3 +739,15 @@ def test_open_entry_of_an_unreadable_file_fails_as_permission_denied(
     entry = _seen(source, "locked.txt")
     with pytest.raises(SourceFilePermissionDenied), source.open_entry(entry) as stream:
         stream.read(100)
+
+
+def test_open_entry_reads_files_deep_in_the_tree_and_beside_each_other(
+    area: Path, source: NfsSource
+) -> None:
+    deep = "/".join(f"d{k}" for k in range(40))
+    write(area, f"{deep}/bottom.txt", b"bottom")
+    write(area, "d0/d1/side.txt", b"side")
+    seen = entries(source)
+    for rel, data in ((f"{deep}/bottom.txt", b"bottom"), ("d0/d1/side.txt", b"side")):
+        with source.open_entry(seen[rel]) as stream:
+            assert stream.read(100) == data

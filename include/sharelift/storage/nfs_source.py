@@ -929,27 +929,39 @@ class NfsSource(Source):
         return self._rpc
 
     def _folder_handle(self, dir_abs: str) -> bytes:
-        """The file handle of a folder, kept for the next files in it: one LOOKUP in its
-        parent's kept handle, else (the source's top folder, a parent not kept, or an
+        """The file handle of a folder, kept for the next files in it: one LOOKUP per
+        folder down from its nearest kept ancestor, else (the source's top folder, or an
         answer that is not a plain folder) ``nfs_open``, which resolves the path as it
         would for a file in it, symlinked folders included."""
         fh = self._folders.get(dir_abs)
         if fh is not None:
             return fh
-        parent, _, name = dir_abs.rpartition("/")
-        parent = parent or "/"
-        parent_fh = None
-        if dir_abs != self._root_abs and name and dir_abs.startswith(self._root_abs):
-            parent_fh = self._folder_handle(parent)
-        if parent_fh is not None:
-            rpc = self._rpc_or_call_error()
-            call = _answered(rpc, rpc.lookup(parent_fh, name.encode(), "LOOKUP"))
-            if not call.status and call.attrs is not None and call.attrs.type == nfs3_rpc.NF3DIR:
-                self._folders.put(dir_abs, call.fh)
-                return call.fh
-            if call.missing:
-                self._folders.discard(parent)
-        return self._open_folder(dir_abs)
+        top = self._root_abs
+        if dir_abs == top or not dir_abs.startswith(top.rstrip("/") + "/"):
+            return self._open_folder(dir_abs)
+        names: list[str] = []  # the folders below the kept ancestor, deepest first
+        path = dir_abs
+        while True:
+            parent, _, name = path.rpartition("/")
+            parent = parent or "/"
+            names.append(name)
+            found = self._folders.get(parent)
+            if found is not None or parent == top:
+                fh = found if found is not None else self._open_folder(parent)
+                break
+            path = parent
+        rpc = self._rpc_or_call_error()
+        path = parent
+        for name in reversed(names):
+            call = _answered(rpc, rpc.lookup(fh, name.encode(), "LOOKUP"))
+            if call.status or call.attrs is None or call.attrs.type != nfs3_rpc.NF3DIR:
+                if call.missing:
+                    self._folders.discard(path)  # it may have gone since it was kept
+                return self._open_folder(dir_abs)
+            path = f"{path.rstrip('/')}/{name}"
+            fh = call.fh
+            self._folders.put(path, fh)
+        return fh
 
     def _open_folder(self, dir_abs: str) -> bytes:
         lib, ctx = self._c_or_call_error()
