@@ -91,11 +91,6 @@ def copy_changing(
 def test_a_file_changed_once_while_read_is_read_again_and_stored_as_it_is_now(
     source, oss_server, tmp_path: Path, unique_name: str, change
 ) -> None:  # type: ignore[no-untyped-def]
-    if change is rewrite_keeping_mtime and source[0] == "nfs":
-        pytest.skip(
-            "NFS opens on the scan's word (no GETATTR): the first read is compared with the "
-            "scan's size and mtime only"
-        )
     if change is rewrite_keeping_mtime and source[0] == "smb":
         pytest.skip("Samba answers ChangeTime with the mtime (Windows servers keep it apart)")
     copy, direct, counts, seconds, changes = copy_changing(

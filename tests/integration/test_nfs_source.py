@@ -12,6 +12,7 @@ import os
 import pickle
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from sharelift.errors import (
     SourceFileNotFound,
     SourceFilePermissionDenied,
 )
-from sharelift.storage import EntryKind, open_source
+from sharelift.storage import EntryKind, nfs_source, open_source
 from sharelift.storage.nfs_source import NfsSource
 
 pytestmark = [
@@ -635,3 +636,118 @@ def test_open_entry_of_a_file_that_grew_or_shrank_is_caught_by_the_exact_reader(
             with pytest.raises(SourceFileChanged, match=word):
                 reader.read_exact(entry.size)
                 reader.finish()
+
+
+# -- open_entry on NFSv3: a LOOKUP in the kept folder handle, READs in flight ------------------
+
+
+def test_open_entry_tells_the_file_before_the_read_with_its_change_time(
+    area: Path, source: NfsSource
+) -> None:
+    path = write(area, "kept-mtime.bin", b"a" * 1000)
+    entry = _seen(source, "kept-mtime.bin")
+    with source.open_entry(entry) as stream:
+        first = source.opened(stream)
+    assert first is not None and first.ctime_ns is not None
+    assert (first.size, first.mtime_ns) == (entry.size, entry.mtime_ns)
+    st = path.stat()
+    time.sleep(0.01)
+    path.write_bytes(b"b" * 1000)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # only the change time moves
+    with source.open_entry(entry) as stream:
+        second = source.opened(stream)
+    assert second is not None and second.differs(first)
+
+
+def test_open_entry_reads_a_big_file_in_order_with_several_reads_in_flight(
+    area: Path, source: NfsSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nfs_source, "READ_CHUNK", 64 * 1024)  # many READs, four in flight
+    data = os.urandom(1_000_003)
+    write(area, "big.bin", data)
+    entry = _seen(source, "big.bin")
+    for piece in (1000, 64 * 1024, 300_000):
+        with source.open_entry(entry) as stream:
+            got = []
+            while chunk := stream.read(piece):
+                got.append(chunk)
+            assert b"".join(got) == data
+            assert not source.fingerprint(stream, entry.path).differs(source.opened(stream))
+
+
+def test_a_small_file_is_copied_with_one_lookup_and_one_read(
+    area: Path, source: NfsSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sharelift.storage import nfs3_rpc
+
+    write(area, "small/one.txt", b"one" * 100)
+    write(area, "small/two.txt", b"two" * 100)
+    write(area, "small/three.txt", b"three" * 100)
+    seen = entries(source)
+    with source.open_entry(seen["small/one.txt"]) as stream:  # finds the folder's handle
+        stream.read(-1)
+    sent: list[str] = []
+    queued = nfs3_rpc.Rpc._queued
+
+    def counted(self, kind, call, submit, args):  # type: ignore[no-untyped-def]
+        sent.append(kind)
+        return queued(self, kind, call, submit, args)
+
+    monkeypatch.setattr(nfs3_rpc.Rpc, "_queued", counted)
+    for name in ("small/two.txt", "small/three.txt"):
+        entry = seen[name]
+        with source.open_entry(entry) as stream:
+            assert len(stream.read(10_000)) == entry.size
+            assert stream.read(1) == b""  # the READ's end-of-file flag: no second READ
+            assert not source.fingerprint(stream, name).differs(source.opened(stream))
+    assert sent == ["lookup", "read", "lookup", "read"]  # the folder's handle was kept
+
+
+def test_open_entry_finds_a_file_in_a_folder_replaced_since_its_handle_was_kept(
+    area: Path, source: NfsSource
+) -> None:
+    write(area, "swapped/first.txt", b"first")
+    write(area, "swapped/second.txt", b"old")
+    seen = entries(source)
+    with source.open_entry(seen["swapped/first.txt"]) as stream:
+        assert stream.read(100) == b"first"
+    shutil.rmtree(area / "swapped")
+    write(area, "swapped/second.txt", b"new")
+    with source.open_entry(seen["swapped/second.txt"]) as stream:
+        assert stream.read(100) == b"new"
+    shutil.rmtree(area / "swapped")
+    with pytest.raises(SourceFileNotFound):
+        source.open_entry(seen["swapped/second.txt"])
+
+
+def test_open_entry_refuses_a_symlink_swapped_in_for_the_file(
+    area: Path, source: NfsSource
+) -> None:
+    write(area, "target.txt", b"secret")
+    write(area, "victim.txt", b"plain")
+    entry = _seen(source, "victim.txt")
+    (area / "victim.txt").unlink()
+    (area / "victim.txt").symlink_to("target.txt")
+    with pytest.raises(NotAFile, match="symlink"):
+        source.open_entry(entry)
+
+
+def test_open_entry_of_an_unreadable_file_fails_as_permission_denied(
+    area: Path, source: NfsSource
+) -> None:
+    write(area, "locked.txt", b"locked", mode=0o000)
+    entry = _seen(source, "locked.txt")
+    with pytest.raises(SourceFilePermissionDenied), source.open_entry(entry) as stream:
+        stream.read(100)
+
+
+def test_open_entry_reads_files_deep_in_the_tree_and_beside_each_other(
+    area: Path, source: NfsSource
+) -> None:
+    deep = "/".join(f"d{k}" for k in range(40))
+    write(area, f"{deep}/bottom.txt", b"bottom")
+    write(area, "d0/d1/side.txt", b"side")
+    seen = entries(source)
+    for rel, data in ((f"{deep}/bottom.txt", b"bottom"), ("d0/d1/side.txt", b"side")):
+        with source.open_entry(seen[rel]) as stream:
+            assert stream.read(100) == data

@@ -38,6 +38,13 @@ How it talks to the server:
   when the walk reaches that folder (see ``_Prefetcher`` for the bounds).
 * ``open`` uses ``O_NOFOLLOW`` (libnfs returns ELOOP for a symlink) and then checks with
   ``fstat`` that it got a regular file (libnfs happily "opens" folders and fifos).
+* ``open_entry`` (the copy's open) on NFSv3 goes below the file API (``nfs3_rpc``): one
+  LOOKUP of the name in its folder's handle, which the source and its clones keep (a
+  folder is itself one LOOKUP in its parent's), then the READs, several in flight for a
+  big file. The LOOKUP reply's type refuses a symlink, folder or fifo, and its
+  attributes (with the change time) are the fingerprint before the read; a one-READ
+  file's reply carries the fingerprint after it, so a small file costs two round trips
+  where ``nfs_open``/``nfs_read``/GETATTR took six or more.
 * A lost connection (server restarted, socket reset, RPC timed out) is transient: opens and
   stats are tried again under ``storage.retrying``'s policy, each try after the first on a
   new context (mounted again); a read that fails half-way fails the file as transient, and
@@ -76,6 +83,7 @@ or in another process.
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import ctypes
 import errno
@@ -90,6 +98,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import sharelift.storage.nfs3_rpc as nfs3_rpc
 import sharelift.storage.retrying as retrying
 from sharelift.addresses import SourceAddress
 from sharelift.errors import (
@@ -143,6 +152,13 @@ PREFETCH_THREADS = 3
 PREFETCH_FOLDERS = 32
 PREFETCH_ENTRIES = 100_000
 PREFETCH_AFTER = 8
+
+# Copy reads (``open_entry``, NFSv3): READs of a big file in flight at once, and folder
+# handles kept for the LOOKUPs of the files in them (a subtask's files come folder by
+# folder).
+READS_IN_FLIGHT = 4
+BUFFERED_READ = 256 * 1024  # READs this big land in buffers the stream keeps
+FOLDER_HANDLES = 64
 
 _Item = tuple[str, int, int, int]  # name, mode, size, mtime_ns: one entry of a listing
 _Positions = tuple[list[int], list[str]]  # where a listing's sub-folders are: index, name
@@ -260,6 +276,7 @@ class _CLib:
         self.nfs_closedir = bind(quick, "nfs_closedir", None, vp, vp)
         self.nfs_get_error = bind(quick, "nfs_get_error", c.c_char_p, vp)
         self.nfs_set_timeout = bind(quick, "nfs_set_timeout", None, vp, c.c_int)
+        self.rpc = nfs3_rpc.RpcLib(path)
 
     def error(self, ctx: int) -> str:
         """``nfs_get_error``: the message of the context's last failure ('' if none)."""
@@ -415,9 +432,12 @@ class NfsSource(Source):
         self._ctx: Any = None
         self._ctx_p = 0  # the context as a C pointer, for the ctypes calls
         self._pid = 0
-        self._streams: weakref.WeakSet[_NfsReadStream] = weakref.WeakSet()
+        self._streams: weakref.WeakSet[_NfsReadStream | _Nfs3Stream] = weakref.WeakSet()
         self._walks: weakref.WeakSet[_Prefetcher] = weakref.WeakSet()
         self._last_mount_error = _NfsCallError(-errno.ENOTCONN, "not mounted")
+        self._rpc: nfs3_rpc.Rpc | None = None  # the RPC layer of ``_ctx`` (``_rpc_ctx``)
+        self._rpc_ctx = 0
+        self._folders = _FolderHandles()  # shared with clones: handles are the server's
 
     # -- pickling and fork: the address is the whole state ------------------------------
 
@@ -431,7 +451,9 @@ class NfsSource(Source):
         return f"NfsSource({self.address.name!r}, {self.display_url()!r})"
 
     def clone(self) -> NfsSource:
-        return NfsSource(self.address)
+        twin = NfsSource(self.address)
+        twin._folders = self._folders
+        return twin
 
     # -- connection ----------------------------------------------------------------------
 
@@ -495,6 +517,8 @@ class NfsSource(Source):
             self._ctx = None
             self._streams = weakref.WeakSet()
             self._walks = weakref.WeakSet()
+            self._rpc = None
+            self._folders = _FolderHandles()
         try:
             self._nfs, self._ctx = self._mount()
         except _NfsCallError as exc:
@@ -523,6 +547,8 @@ class NfsSource(Source):
         on it end (their handles die with it); walks keep their own helpers."""
         for stream in list(self._streams):
             stream.close()
+        self._folders.clear()
+        self._rpc = None
         ctx, self._ctx = self._ctx, None
         self._ctx_p = 0
         if ctx is not None and self._pid == os.getpid():
@@ -539,6 +565,8 @@ class NfsSource(Source):
             walk.close()
         for stream in list(self._streams):
             stream.close()
+        self._folders = _FolderHandles()  # the clones keep theirs
+        self._rpc = None
         ctx, self._ctx = self._ctx, None
         self._ctx_p = 0
         if ctx is not None and self._pid == os.getpid():
@@ -867,7 +895,11 @@ class NfsSource(Source):
         return _entry_from_stat(rel, st)
 
     def fingerprint(self, stream: ReadStream, path: str) -> Fingerprint:
-        """One GETATTR on the open handle: size, mtime and ctime as the server has them."""
+        """Size, mtime and ctime as the server has them: for a stream opened by
+        ``open_entry``, what the READ replies carried (see ``_Nfs3Stream.after``), else
+        one GETATTR on the open handle."""
+        if isinstance(stream, _Nfs3Stream):
+            return stream.after()
         if not isinstance(stream, _NfsReadStream):
             return super().fingerprint(stream, path)
         st = stream.getattr()
@@ -877,12 +909,118 @@ class NfsSource(Source):
         return self._open(path, None)
 
     def open_entry(self, entry: Entry) -> ReadStream:
-        """Open without the GETATTR (``nfs_fstat64``) that ``open`` sends: the scan's
-        READDIRPLUS said it is a regular file of ``entry.size`` bytes. One RPC of six per
-        small file (3 LOOKUPs, ACCESS, GETATTR, READ). A
-        path that is no longer a regular file fails its first READ, which is then told
-        apart with the GETATTR after all; a different size shows as the reader counts."""
+        """Open for the copy: on NFSv3 one LOOKUP in the file's folder (its handle kept
+        from the last files) instead of ``nfs_open``'s LOOKUP per path component, ACCESS
+        and GETATTR; the LOOKUP's attributes are the file before the read (``opened``,
+        with its ctime), and the stream's READs (several in flight for a big file) carry
+        the attributes after it (``nfs3_rpc``). NFSv4 opens without the GETATTR: the
+        scan's READDIRPLUS said it is a regular file of ``entry.size`` bytes, a path that
+        is no longer one fails its first READ (then told apart with a GETATTR), and a
+        different size shows as the reader counts."""
+        if self.address.nfs_version == 3:
+            return self._open_by_lookup(entry.path)
         return self._open(entry.path, entry.size)
+
+    def _rpc_or_call_error(self) -> nfs3_rpc.Rpc:
+        lib, ctx = self._c_or_call_error()
+        if self._rpc is None or self._rpc_ctx != ctx:
+            self._rpc = nfs3_rpc.Rpc(lib.rpc, ctx)
+            self._rpc_ctx = ctx
+        return self._rpc
+
+    def _folder_handle(self, dir_abs: str) -> bytes:
+        """The file handle of a folder, kept for the next files in it: one LOOKUP per
+        folder down from its nearest kept ancestor, else (the source's top folder, or an
+        answer that is not a plain folder) ``nfs_open``, which resolves the path as it
+        would for a file in it, symlinked folders included."""
+        fh = self._folders.get(dir_abs)
+        if fh is not None:
+            return fh
+        top = self._root_abs
+        if dir_abs == top or not dir_abs.startswith(top.rstrip("/") + "/"):
+            return self._open_folder(dir_abs)
+        names: list[str] = []  # the folders below the kept ancestor, deepest first
+        path = dir_abs
+        while True:
+            parent, _, name = path.rpartition("/")
+            parent = parent or "/"
+            names.append(name)
+            found = self._folders.get(parent)
+            if found is not None or parent == top:
+                fh = found if found is not None else self._open_folder(parent)
+                break
+            path = parent
+        rpc = self._rpc_or_call_error()
+        path = parent
+        for name in reversed(names):
+            call = _answered(rpc, rpc.lookup(fh, name.encode(), "LOOKUP"))
+            if call.status or call.attrs is None or call.attrs.type != nfs3_rpc.NF3DIR:
+                if call.missing:
+                    self._folders.discard(path)  # it may have gone since it was kept
+                return self._open_folder(dir_abs)
+            path = f"{path.rstrip('/')}/{name}"
+            fh = call.fh
+            self._folders.put(path, fh)
+        return fh
+
+    def _open_folder(self, dir_abs: str) -> bytes:
+        lib, ctx = self._c_or_call_error()
+        handle = ctypes.c_void_p()
+        rc = lib.nfs_open(ctx, dir_abs.encode(), os.O_RDONLY, ctypes.byref(handle))
+        if rc != 0:
+            raise _NfsCallError(rc, lib.error(ctx))
+        opened: int = handle.value  # type: ignore[assignment]  # set when nfs_open succeeds
+        try:
+            fh = lib.rpc.handle_of(opened)
+        finally:
+            lib.nfs_close(ctx, opened)
+        self._folders.put(dir_abs, fh)
+        return fh
+
+    def _open_by_lookup(self, path: str) -> ReadStream:
+        rel = self._checked_rel(path)
+        if not rel:
+            raise NotAFile(path, "is a folder, not a file")
+        parent, _, name = rel.rpartition("/")
+        dir_abs = self._abs(parent)
+
+        def lookup() -> tuple[nfs3_rpc.Rpc, nfs3_rpc.Call]:
+            rpc = self._rpc_or_call_error()
+            while True:
+                cached = self._folders.get(dir_abs) is not None
+                dir_fh = self._folder_handle(dir_abs)
+                call = _answered(rpc, rpc.lookup(dir_fh, name.encode(), "LOOKUP"))
+                if call.missing and cached:
+                    # The folder may have gone since its handle was kept (the handle of a
+                    # removed folder answers STALE, or NOENT while the server still knows
+                    # it): look the folder up again, once.
+                    self._folders.discard(dir_abs)
+                    continue
+                failure = call.failure()
+                if failure is not None:
+                    raise _NfsCallError(*failure)
+                if call.attrs is None:  # a server may leave them out of the reply
+                    got = _answered(rpc, rpc.getattr(call.fh, "GETATTR"))
+                    if got.failure() is not None:
+                        raise _NfsCallError(*got.failure())  # type: ignore[misc]
+                    call.attrs = got.attrs
+                return rpc, call
+
+        try:
+            rpc, call = self._retried(f"open of {path!r}", lookup)
+        except _NfsCallError as err:
+            raise _file_error(path, err) from None
+        attrs = call.attrs
+        assert attrs is not None
+        if attrs.type != nfs3_rpc.NF3REG:
+            if attrs.type == nfs3_rpc.NF3LNK:
+                raise NotAFile(path, "is a symlink; symlinks are not followed")
+            raise NotAFile(
+                path, "is a folder" if attrs.type == nfs3_rpc.NF3DIR else "is not a regular file"
+            )
+        stream = _Nfs3Stream(self, rpc, call.fh, path, attrs)
+        self._streams.add(stream)
+        return stream
 
     def _open(self, path: str, known_size: int | None) -> ReadStream:
         rel = self._checked_rel(path)
@@ -927,6 +1065,37 @@ class NfsSource(Source):
         stream.opened = _fingerprint(st)
         self._streams.add(stream)
         return stream
+
+
+class _FolderHandles:
+    """Folder handles by libnfs path, the most recent ``FOLDER_HANDLES``; one set per
+    source and its clones (the copy threads of a process), which share the folders of
+    their subtasks. A handle is the server's, not the connection's: it stays good across
+    reconnects, and one that went stale (the folder was removed or replaced) is dropped
+    where its LOOKUP says so."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> bytes | None:
+        return self._handles.get(path)
+
+    def put(self, path: str, fh: bytes) -> None:
+        with self._lock:
+            handles = self._handles
+            handles.pop(path, None)
+            while len(handles) >= FOLDER_HANDLES:
+                del handles[next(iter(handles))]
+            handles[path] = fh
+
+    def discard(self, path: str) -> None:
+        with self._lock:
+            self._handles.pop(path, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._handles.clear()
 
 
 class _Task:
@@ -1250,7 +1419,180 @@ class _NfsReadStream:
             pass
 
 
+class _Nfs3Stream:
+    """A file opened by ``open_entry`` on NFSv3: READs sent through ``nfs3_rpc``.
+
+    Up to ``READS_IN_FLIGHT`` READs of ``READ_CHUNK`` bytes are in flight ahead of the
+    reader (one for a small file). The READs ask up to one byte past the size the LOOKUP
+    announced: a file that grew shows at once (the reader counts bytes), and the reply's
+    end-of-file flag saves a READ at the end. Every reply's attributes are kept (``after``).
+    """
+
+    def __init__(
+        self, source: NfsSource, rpc: nfs3_rpc.Rpc, fh: bytes, path: str, attrs: nfs3_rpc.Attrs
+    ) -> None:
+        self._source = source
+        self._ctx = source._ctx
+        self._rpc = rpc
+        self._fh = fh
+        self.path = path
+        self.size = attrs.size
+        self.opened = Fingerprint(attrs.size, attrs.mtime_ns, attrs.ctime_ns)
+        self._before = attrs.key()
+        self._chunk = max(4096, min(READ_CHUNK, rpc.readmax or READ_CHUNK))
+        self._next = 0  # offset of the next READ to send
+        self._in_flight: collections.deque[tuple[nfs3_rpc.Call, int]] = collections.deque()
+        self._buffers: list[Any] = []  # READ buffers free for the next READs (big files)
+        self._left = b""  # bytes of the last reply beyond what the reader asked
+        self._eof = False
+        self._last: nfs3_rpc.Attrs | None = None
+        self._changed = False
+        self._replies = 0
+        self._closed = False
+
+    def after(self) -> Fingerprint:
+        """The file's fingerprint after the read. A file read in one READ: that reply's
+        attributes (the server takes them after the data, so they are the file after the
+        read). A reply whose attributes differ from the LOOKUP's: those (the file
+        changed). Otherwise one GETATTR, sent now: the READs of a bigger file run ahead
+        of the reader, and a change while the reader still works through their bytes
+        must show as it did with a GETATTR after the whole read."""
+        self._check_open()
+        found = self._last
+        if found is None or not (self._changed or (self._eof and self._replies == 1)):
+            rpc = self._rpc
+            try:
+                call = _answered(rpc, rpc.getattr(self._fh, "GETATTR"))
+                failure = call.failure()
+                if failure is not None:
+                    raise _NfsCallError(*failure)
+            except _NfsCallError as err:
+                raise _file_error(self.path, err) from None
+            found = call.attrs
+            assert found is not None
+        return Fingerprint(found.size, found.mtime_ns, found.ctime_ns)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError("I/O operation on a closed NFS file")
+        if self._source._pid != os.getpid():
+            raise ValueError("an NFS file cannot be read in another process than it was opened in")
+        if self._source._ctx is not self._ctx or self._source._rpc is not self._rpc:
+            self._closed = True
+            raise ValueError("the NFS source of this file was closed")
+
+    def _send(self, *, past_end: bool = False) -> None:
+        """Top up the READs in flight up to one byte past the announced size; with
+        ``past_end`` (the reader wants more and none is in flight: the file grew), one
+        READ beyond."""
+        end = self.size + 1
+        in_flight = self._in_flight
+        sent = False
+        while len(in_flight) < READS_IN_FLIGHT:
+            start = self._next
+            if start >= end and (sent or not past_end):
+                return
+            sent = True
+            count = min(self._chunk, end - start) if start < end else self._chunk
+            into = None
+            if count >= BUFFERED_READ:
+                into = self._buffers.pop() if self._buffers else (ctypes.c_char * self._chunk)()
+            try:
+                call = self._rpc.read(self._fh, start, count, "READ", into)
+            except nfs3_rpc.RpcError as exc:
+                raise _file_error(self.path, _NfsCallError(exc.rc, exc.message)) from None
+            in_flight.append((call, count))
+            self._next = start + count
+            if start >= end:
+                return
+
+    def _take(self) -> bytes:
+        """The next reply's bytes, in file order."""
+        if not self._in_flight:
+            self._send(past_end=True)
+        call, count = self._in_flight.popleft()
+        self._send()  # the next READs travel while this one is waited for
+        try:
+            _answered(self._rpc, call)
+            failure = call.failure()
+            if failure is not None:
+                raise _NfsCallError(*failure)
+        except _NfsCallError as err:
+            self._in_flight.clear()
+            if err.errno == errno.ESTALE:
+                raise SourceFileChanged(
+                    self.path, "source file was deleted or replaced while being read"
+                ) from None
+            raise _file_error(self.path, err) from None
+        self._replies += 1
+        attrs = call.attrs
+        if attrs is not None and not self._changed:
+            self._last = attrs
+            self._changed = attrs.key() != self._before
+        if call.into is not None:
+            data = ctypes.string_at(call.into, call.count)
+            self._buffers.append(call.into)
+        else:
+            data = call.data
+        if call.eof or not data:
+            self._eof = True
+            self._in_flight.clear()  # replies still to come are dropped when they come
+        elif len(data) < count:  # a short READ that is not the end: send again from here
+            self._in_flight.clear()
+            self._next = call.offset + len(data)
+        return data
+
+    def read(self, size: int = -1, /) -> bytes:
+        self._check_open()
+        if size is None or size < 0:
+            pieces = []
+            while chunk := self.read(READ_CHUNK):
+                pieces.append(chunk)
+            return b"".join(pieces)
+        if size == 0:
+            return b""
+        data = self._left
+        if not data:
+            if self._eof:
+                return b""
+            data = self._take()
+        if len(data) > size:
+            self._left = data[size:]
+            return data[:size]
+        self._left = b""
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        # NFSv3 has no CLOSE; READs still in flight are answered into nothing.
+        self._closed = True
+        self._in_flight.clear()
+        self._left = b""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> _Nfs3Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # -- helpers ---------------------------------------------------------------------------
+
+
+def _answered(rpc: nfs3_rpc.Rpc, call: nfs3_rpc.Call) -> nfs3_rpc.Call:
+    """``rpc.wait(call)``, a call without an NFS answer raised as ``_NfsCallError``."""
+    try:
+        return rpc.wait(call)
+    except nfs3_rpc.RpcError as exc:
+        raise _NfsCallError(exc.rc, exc.message) from None
 
 
 def _entry_from_stat(rel: str, st: Any) -> Entry:
