@@ -17,7 +17,8 @@ def queued_after(dr: Any) -> list[dict[str, Any]]:
 
     job = dr.conf["job_name"]
     runs = DagRun.find(dag_id=dr.dag_id)
-    return [r.conf for r in runs if r.run_id != dr.run_id and r.conf.get("job_name") == job]
+    confs = [r.conf or {} for r in runs if r.run_id != dr.run_id]
+    return [c for c in confs if c.get("job_name") == job]
 
 
 def test_an_incremental_run_queues_the_next_one_numbered_in_its_conf(
