@@ -29,7 +29,7 @@ from sharelift.engine.jobs import (
     DEFAULT_SUBTASK_BYTES,
     JobSpec,
 )
-from sharelift.engine.partition import SubtaskGroup
+from sharelift.engine.partition import Subtask, SubtaskGroup
 from sharelift.engine.state import StateStore
 from sharelift.errors import ShareliftError, scrub
 
@@ -181,8 +181,8 @@ def plan_step(
         with steps.ends_run_on_failure(run, "scan"):
             scanned = steps.scan(run, spec=spec, backfill_window=backfill_window)
         with steps.ends_run_on_failure(run, "partition"):
-            # At most ``copy_tasks()`` groups, one mapped copy task each.
-            groups = steps.group(steps.partition(run), copy_tasks())
+            subtasks = steps.partition(run)
+            groups = steps.group(subtasks, copy_task_count(subtasks))
     return Plan(job_dict, scanned.to_dict(), [g.to_dict() for g in groups])
 
 
@@ -204,6 +204,41 @@ def copy_tasks() -> int:
             )
         limit = min(limit, int(cap))
     return max(1, limit)
+
+
+# A copy task is worth its start (a scheduler round, a process, a parse of the DAG file:
+# about a second of a worker's CPU, more on a busy one) when it copies for much longer than
+# that. Below these amounts, a run's subtasks share copy tasks, down to one per slot of
+# the copy pool; above them, every subtask keeps a task of its own up to
+# ``copy_tasks()``, so that a large job spreads over many workers and a retry repeats
+# little.
+GROUP_FILES = 10_000
+GROUP_BYTES = 4 * 1024**3
+SLOTS_VARIABLE = "sharelift_copy_pool_slots"
+
+
+def copy_pool_slots() -> int:
+    """The slots of the copy pool, as ``sharelift airflow-setup`` recorded them (Airflow
+    Variable ``sharelift_copy_pool_slots``: a task cannot read a pool); a run's limit of
+    20 when it did not."""
+    from airflow.sdk import Variable
+
+    try:
+        value = Variable.get(SLOTS_VARIABLE, default=None)
+    except Exception:  # noqa: BLE001 - the Variable is an optimisation, never a reason to fail
+        return POOL_SLOTS
+    text = str(value or "").strip()
+    return min(POOL_SLOTS, int(text)) if text.isdigit() and int(text) >= 1 else POOL_SLOTS
+
+
+def copy_task_count(subtasks: list[Subtask]) -> int:
+    """How many mapped copy tasks the run's subtasks go into: one each, except that small
+    subtasks (together less than a copy task is worth, see ``GROUP_FILES``) share tasks,
+    never fewer than the copy pool can run at once; at most ``copy_tasks()``."""
+    files = sum(s.files for s in subtasks)
+    size = sum(s.bytes for s in subtasks)
+    worth = max(-(-files // GROUP_FILES), -(-size // GROUP_BYTES))
+    return max(1, min(len(subtasks), copy_tasks(), max(copy_pool_slots(), worth)))
 
 
 def copy_step(job_dict: dict[str, Any], run_id: str, group: dict[str, Any]) -> dict[str, int]:
