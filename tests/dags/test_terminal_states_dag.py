@@ -119,7 +119,7 @@ def test_a_run_whose_step_died_without_a_cause_is_ended_failed_by_close(
 def test_the_dags_failure_callback_ends_a_run_left_in_a_step_and_keeps_an_ended_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The safety net for a run whose ``finish`` never ran (marked failed by hand, say)."""
+    """The safety net for a run whose ``close`` never ran (marked failed by hand, say)."""
     from sharelift.airflow.tasks import record_failed_run
     from sharelift.engine.state import StateStore
 

@@ -340,7 +340,7 @@ def _record_failed(job_name: str, run_id: str, cause: str) -> None:
 
 
 def record_failed_run(context: Any) -> None:
-    """The DAG's ``on_failure_callback``: the safety net when ``finish`` could not run (the
+    """The DAG's ``on_failure_callback``: the safety net when ``close`` could not run (the
     run was marked failed by hand, its tasks were killed): a run recorded in a step's state
     ends Failed. A run already ended keeps its own state and cause."""
     import logging
