@@ -405,7 +405,7 @@ class Report:
             body.append(
                 [
                     r.label,
-                    str(r.extra.get("subtasks", "")),
+                    str(r.extra.get("copy_tasks", r.extra.get("subtasks", ""))),
                     fmt(ph["setup+scan"], 2),
                     fmt(ph["partition"], 2),
                     fmt(c, 2),
@@ -468,7 +468,7 @@ class Report:
                     fmt(r.seconds, 1),
                     fmt(eng.seconds, 1) if eng else "-",
                     fmt(r.seconds - eng.seconds, 1) if eng else "-",
-                    str(r.extra.get("subtasks", "")),
+                    str(r.extra.get("copy_tasks", r.extra.get("subtasks", ""))),
                     fmt(r.extra.get("copy_span"), 1),
                     fmt(r.extra.get("copy_task_mean"), 1),
                     ", ".join(f"{k} {v:.1f}" for k, v in tasks.items()),

@@ -808,7 +808,9 @@ class Bench:
                     2,
                 )
         row.extra = {
-            "subtasks": len(copies),
+            # The subtasks the run cut (its summary says); small ones share copy tasks.
+            "subtasks": int(summary.get("subtasks") or len(copies)),
+            "copy_tasks": len(copies),
             "copy_span": (max(e for _, e in spans) - min(s for s, _ in spans)) if spans else None,
             "copy_task_mean": (sum(e - s for s, e in spans) / len(spans)) if spans else None,
             "task_seconds": by_task,

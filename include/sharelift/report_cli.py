@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(
             CliError(
                 f"run {args.run_id} is still {row['state']!r}: its report is written when it "
-                "ends (a run whose worker died is ended by its finish task)"
+                "ends (a run whose worker died is ended by its close task)"
             )
         )
     spec = json.loads(str(row.get("spec") or "{}"))

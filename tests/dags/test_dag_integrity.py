@@ -7,20 +7,14 @@ def test_every_dag_file_imports_without_errors(dagbag) -> None:  # type: ignore[
     assert dagbag.import_errors == {}
 
 
-def test_the_migration_dag_runs_scan_partition_copy_verify_report(dagbag) -> None:  # type: ignore[no-untyped-def]
+def test_the_migration_dag_runs_plan_copy_close(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """Three tasks, one task start each: plan (check, scan, partition), copy (mapped),
+    close (verify, report, queue the next run, finish)."""
     dag = dagbag.get_dag("sharelift_migrate")
     assert dag is not None
     order = [t.task_id for t in dag.topological_sort()]
-    assert order == [
-        "check_addresses",
-        "scan",
-        "partition",
-        "copy",
-        "verify",
-        "report",
-        "queue_next_run",
-        "finish",
-    ]
+    assert order == ["plan", "copy", "close"]
+    assert dag.get_task("close").trigger_rule == "all_done"
 
 
 def test_copy_is_mapped_in_a_pool_with_at_most_20_active(dagbag) -> None:  # type: ignore[no-untyped-def]

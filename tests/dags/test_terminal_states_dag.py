@@ -1,6 +1,6 @@
 """Through ``dag.test()``: a run that cannot go on ends Create Failed or Failed with its
-cause in the state database (what ``sharelift runs`` and the UI show), and the tasks after
-the failure skip instead of failing on what is not there."""
+cause in the state database (what ``sharelift runs`` and the UI show), and the steps after
+the failure (verify, report) do not run on what is not there: ``close`` gives the verdict."""
 
 from __future__ import annotations
 
@@ -68,12 +68,16 @@ def recorded(job: str, run_id: str) -> dict[str, Any]:
 def test_after_create_failed_verify_and_report_skip_and_the_cause_is_recorded(
     dagbag, local_job
 ) -> None:  # type: ignore[no-untyped-def]
+    src, dst = local_job
     dr = run(dagbag, "end-create-failed", source_conn_id="no_such_conn")
     assert dr.state == "failed"
     states = task_states(dr)
-    assert states["check_addresses"] == "failed"
-    assert (states["verify"], states["report"]) == ("skipped", "skipped")
-    assert states["finish"] == "failed"
+    assert (states["plan"], states["copy"], states["close"]) == (
+        "failed",
+        "upstream_failed",
+        "failed",
+    )
+    assert list(dst.iterdir()) == []  # no report: verify and report did not run
     row = recorded("end-create-failed", dr.run_id)
     assert row["state"] == "Create Failed"
     assert "no_such_conn" in row["message"]
@@ -84,8 +88,7 @@ def test_a_retry_of_an_unknown_run_ends_failed_with_the_cause(dagbag, local_job)
     dr = run(dagbag, "end-unknown-retry", retry_of="no-such-run")
     assert dr.state == "failed"
     states = task_states(dr)
-    assert states["scan"] == "failed"
-    assert (states["verify"], states["report"]) == ("skipped", "skipped")
+    assert (states["plan"], states["close"]) == ("failed", "failed")
     row = recorded("end-unknown-retry", dr.run_id)
     assert row["state"] == "Failed"
     assert row["message"].startswith("scan failed: ")
@@ -93,10 +96,10 @@ def test_a_retry_of_an_unknown_run_ends_failed_with_the_cause(dagbag, local_job)
     assert not (dst / "to").exists()
 
 
-def test_a_run_whose_step_died_without_a_cause_is_ended_failed_by_finish(
+def test_a_run_whose_step_died_without_a_cause_is_ended_failed_by_close(
     dagbag, local_job, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    """A task whose worker died records nothing (no ``except`` runs): ``finish`` ends the run."""
+    """A task whose worker died records nothing (no ``except`` runs): ``close`` ends the run."""
     from sharelift.engine import steps
 
     def dies_silently(run: steps.RunContext, **_: Any) -> Any:
@@ -106,18 +109,17 @@ def test_a_run_whose_step_died_without_a_cause_is_ended_failed_by_finish(
     dr = run(dagbag, "end-died")
     assert dr.state == "failed"
     states = task_states(dr)
-    assert states["scan"] == "failed"
-    assert (states["verify"], states["report"]) == ("skipped", "skipped")
+    assert (states["plan"], states["close"]) == ("failed", "failed")
     row = recorded("end-died", dr.run_id)
     assert row["state"] == "Failed"
-    assert row["message"].startswith("the run did not finish: task(s) scan")
+    assert row["message"].startswith("the run did not finish: task(s) plan")
     assert row["finished_at"] is not None
 
 
 def test_the_dags_failure_callback_ends_a_run_left_in_a_step_and_keeps_an_ended_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The safety net for a run whose ``finish`` never ran (marked failed by hand, say)."""
+    """The safety net for a run whose ``close`` never ran (marked failed by hand, say)."""
     from sharelift.airflow.tasks import record_failed_run
     from sharelift.engine.state import StateStore
 

@@ -75,12 +75,12 @@ def build_migration_dag(
     from airflow.task.trigger_rule import TriggerRule
 
     from sharelift.airflow import tasks as t
-    from sharelift.airflow.next_run import queue_next_incremental_run
 
     @dag(
         dag_id=dag_id,
         description=description
-        or "Migrate a file share into OSS: scan, partition, copy, verify, report.",
+        or "Migrate a file share into OSS: plan (check, scan, partition), copy, close "
+        "(verify, report, finish).",
         schedule=schedule,
         start_date=start_date or datetime(2024, 1, 1),
         catchup=False,
@@ -93,29 +93,20 @@ def build_migration_dag(
     )
     def migration() -> None:
         @task
-        def check_addresses() -> dict[str, Any]:
+        def plan() -> list[dict[str, Any]]:
+            # check, scan and partition in one task: one task start, not three. The job
+            # and the scan's totals go to XCom under their own keys; the return value is
+            # the list the copy task is mapped over.
             ctx = get_current_context()
-            return t.check_addresses(dict(ctx["params"]), ctx["run_id"])
-
-        @task
-        def scan(job: dict[str, Any]) -> dict[str, Any]:
-            ctx = get_current_context()
-            dag_run = ctx["dag_run"]
             backfill = None
-            if str(getattr(dag_run, "run_type", "")).lower().endswith("backfill"):
+            if str(getattr(ctx["dag_run"], "run_type", "")).lower().endswith("backfill"):
                 backfill = (ctx.get("data_interval_start"), ctx.get("data_interval_end"))
-            return t.scan_step(
-                job,
-                ctx["run_id"],
-                dag_id=dag_id,
-                params=dict(ctx["params"]),
-                backfill_window=backfill,
+            planned = t.plan_step(
+                dict(ctx["params"]), ctx["run_id"], dag_id=dag_id, backfill_window=backfill
             )
-
-        @task
-        def partition(job: dict[str, Any], _scan: dict[str, Any]) -> list[dict[str, Any]]:
-            # At most [core] max_map_length groups of subtasks: more would not be mapped.
-            return t.partition_step(job, get_current_context()["run_id"])
+            ctx["ti"].xcom_push(key="job", value=planned.job)
+            ctx["ti"].xcom_push(key="scan", value=planned.scan_summary)
+            return planned.groups
 
         @task(
             pool=POOL_NAME,
@@ -132,41 +123,28 @@ def build_migration_dag(
             return t.copy_step(job, ctx["run_id"], subtasks)
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
-        def verify(job: dict[str, Any] | None, planned: list[Any] | None) -> dict[str, int]:
-            return t.verify_step(job, get_current_context()["run_id"], planned)
-
-        @task(trigger_rule=TriggerRule.ALL_DONE)
-        def report(
-            job: dict[str, Any] | None,
-            scan_summary: dict[str, Any] | None,
-            verify_result: dict[str, int] | None,
-        ) -> dict[str, Any]:
-            return t.report_step(job, get_current_context()["run_id"], scan_summary, verify_result)
-
-        @task(task_id="queue_next_run", trigger_rule=TriggerRule.ALL_DONE)
-        def queue_next_run() -> None:
-            import logging
-
-            params = dict(get_current_context()["params"])
-            queue_next_incremental_run(dag_id, params, logging.getLogger("sharelift"))
-
-        @task(trigger_rule=TriggerRule.ALL_DONE)
-        def finish(report_result: dict[str, Any] | None) -> dict[str, Any]:
+        def close(groups: list[Any] | None) -> dict[str, Any]:
+            # verify, report, queue the next run, finish: one task start, not four. It runs
+            # whatever failed before it (ALL_DONE); ``groups`` is None when ``plan`` failed.
             ctx = get_current_context()
-            return t.finish_step(
-                report_result,
-                job_name=ctx["params"].get("job_name"),
-                run_id=ctx["run_id"],
-                failed_tasks=None if report_result else _failed_tasks(ctx),
+            ti = ctx["ti"]
+            planned = None
+            if groups is not None:
+                planned = (
+                    ti.xcom_pull(task_ids="plan", key="job"),
+                    ti.xcom_pull(task_ids="plan", key="scan"),
+                )
+            return t.close_step(
+                dict(ctx["params"]),
+                ctx["run_id"],
+                dag_id=dag_id,
+                planned=planned,
+                failed_tasks=lambda: _failed_tasks(ctx),
             )
 
-        job = check_addresses()
-        scanned = scan(job)
-        subtasks = partition(job, scanned)
-        copied = copy.partial(job=job).expand(subtasks=subtasks)
-        verified = verify(job, subtasks)
-        copied >> verified
-        reported = report(job, scanned, verified)
-        reported >> queue_next_run() >> finish(reported)
+        groups = plan()
+        job = groups["job"]  # type: ignore[index]  # the XCom plan pushed under "job"
+        copied = copy.partial(job=job).expand(subtasks=groups)
+        copied >> close(groups)
 
     return migration()

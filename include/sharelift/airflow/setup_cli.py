@@ -1,7 +1,8 @@
 """``sharelift airflow-setup``: what an Airflow deployment needs before the first job runs.
 
 Creates the ``sharelift_copy`` pool (without it, copy tasks would wait in ``scheduled``
-forever) and the work folder. A run copies at most 20 subtasks at once (the DAG caps
+forever), records its size in the Variable ``sharelift_copy_pool_slots`` (what a run with
+small subtasks maps its copy tasks to) and creates the work folder. A run copies at most 20 subtasks at once (the DAG caps
 each run at 20); the pool is the deployment's capacity, so by default it is sized to this
 machine: two copy tasks per CPU, at least 4, at most 20. Each copy task already keeps
 several files in flight on its own threads; on the 2-CPU benchmark machine 20 slots made
@@ -20,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sharelift.airflow.tasks import POOL_NAME, POOL_SLOTS, work_dir
+from sharelift.airflow.tasks import POOL_NAME, POOL_SLOTS, SLOTS_VARIABLE, work_dir
 
 POOL_DESCRIPTION = "sharelift copy subtasks: at most this many run at once across all jobs"
 
@@ -65,6 +66,16 @@ def run(args: argparse.Namespace) -> int:
     if done.returncode != 0:
         print(
             f"sharelift: could not create pool {POOL_NAME}: {done.stderr.strip()[-500:]}",
+            file=sys.stderr,
+        )
+        return done.returncode
+    # Recorded where a task can read it (a task cannot read a pool): a run with small
+    # subtasks maps no more copy tasks than the pool runs at once.
+    cmd = [airflow_executable(), "variables", "set", SLOTS_VARIABLE, str(slots)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(
+            f"sharelift: could not set Variable {SLOTS_VARIABLE}: {done.stderr.strip()[-500:]}",
             file=sys.stderr,
         )
         return done.returncode

@@ -1,9 +1,12 @@
-"""The bodies of the DAG's tasks: check -> scan -> partition -> copy -> verify -> report.
+"""The bodies of the DAG's three tasks: plan (check, scan, partition) -> copy (mapped) ->
+close (verify, report, queue the next run, finish).
 
 Each resolves what Airflow holds (params, connections, the state database's connection,
-the work folder) into the engine's terms and calls one step of ``sharelift.engine.steps``,
+the work folder) into the engine's terms and calls the steps of ``sharelift.engine.steps``,
 the same functions a run outside Airflow calls; it takes and returns small JSON-safe
-dicts (XCom), and turns a failure the run must stop on into an Airflow exception. The
+dicts (XCom), and turns a failure the run must stop on into an Airflow exception. Steps
+that always run one after the other share a task: every task costs a scheduler round, a
+process start and a parse of the DAG file, which on a small run cost more than the steps. The
 real output (manifest, subtasks, per-file outcomes) is in the state database, so each task
 may run on any worker; the work folder holds only that worker's upload checkpoints. Every
 task can run twice with the same result.
@@ -12,7 +15,9 @@ task can run twice with the same result.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sharelift.addresses import DestinationAddress, SourceAddress
@@ -24,9 +29,11 @@ from sharelift.engine.jobs import (
     DEFAULT_SUBTASK_BYTES,
     JobSpec,
 )
-from sharelift.engine.partition import SubtaskGroup
+from sharelift.engine.partition import Subtask, SubtaskGroup
 from sharelift.engine.state import StateStore
-from sharelift.errors import ShareliftError
+from sharelift.errors import ShareliftError, scrub
+
+log = logging.getLogger(__name__)
 
 POOL_NAME = "sharelift_copy"
 POOL_SLOTS = 20
@@ -123,36 +130,60 @@ def _run(job_dict: dict[str, Any], run_id: str) -> Iterator[steps.RunContext]:
         yield run
 
 
-def check_addresses(params: dict[str, Any], run_id: str) -> dict[str, Any]:
+def check_addresses(
+    params: dict[str, Any], run_id: str
+) -> tuple[JobSpec, SourceAddress, DestinationAddress]:
     """Validate the job and both addresses; fail fast ("Create Failed") with the cause."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    state = StateStore(state_url())
     try:
         job = job_from_params(params)
         src, dst = _addresses(job, params.get("destination_prefix"))
         steps.check(src, dst)
     except ShareliftError as exc:
-        message = steps.record_create_failed(state, str(params.get("job_name")), run_id, exc)
+        state = StateStore(state_url())
+        try:
+            message = steps.record_create_failed(state, str(params.get("job_name")), run_id, exc)
+        finally:
+            state.close()
         raise AirflowFailException(f"Create Failed: {message}") from None
-    finally:
-        state.close()
-    out = job.to_dict()
-    out["destination_prefix"] = dst.prefix
-    return out
+    return job, src, dst
 
 
-def scan_step(
-    job_dict: dict[str, Any],
+@dataclass(frozen=True)
+class Plan:
+    """What ``plan_step`` hands on through XCom: the job as the later tasks read it (with
+    the destination prefix the check normalised), the scan's totals for the report, and
+    the groups of subtasks the copy task is mapped over."""
+
+    job: dict[str, Any]
+    scan_summary: dict[str, Any]
+    groups: list[dict[str, Any]]
+
+
+def plan_step(
+    params: dict[str, Any],
     run_id: str,
     *,
     dag_id: str = "sharelift_migrate",
-    params: dict[str, Any] | None = None,
     backfill_window: tuple[Any, Any] | None = None,
-) -> dict[str, Any]:
-    spec = {"dag_id": dag_id, "params": params or {}}
-    with _run(job_dict, run_id) as run, steps.ends_run_on_failure(run, "scan"):
-        return steps.scan(run, spec=spec, backfill_window=backfill_window).to_dict()
+) -> Plan:
+    """Check, scan and partition: one task, because each task start costs a scheduler round,
+    a process and a DAG parse, and these three always run one after the other. Each step
+    still records what it records alone: Create Failed when the check fails (nothing else
+    runs), Scanning, Scan Finished, Migrating, and "<step> failed: <cause>" when the scan or
+    the partition raises."""
+    job, src, dst = check_addresses(params, run_id)
+    job_dict = job.to_dict()
+    job_dict["destination_prefix"] = dst.prefix
+    spec = {"dag_id": dag_id, "params": params}
+    with steps.open_run(job, run_id, src, dst, work_dir=work_dir(), state_url=state_url()) as run:
+        with steps.ends_run_on_failure(run, "scan"):
+            scanned = steps.scan(run, spec=spec, backfill_window=backfill_window)
+        with steps.ends_run_on_failure(run, "partition"):
+            subtasks = steps.partition(run)
+            groups = steps.group(subtasks, copy_task_count(subtasks))
+    return Plan(job_dict, scanned.to_dict(), [g.to_dict() for g in groups])
 
 
 def copy_tasks() -> int:
@@ -175,11 +206,39 @@ def copy_tasks() -> int:
     return max(1, limit)
 
 
-def partition_step(job_dict: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
-    """The subtasks, in at most ``copy_tasks()`` groups: one mapped copy task each."""
-    with _run(job_dict, run_id) as run, steps.ends_run_on_failure(run, "partition"):
-        subtasks = steps.partition(run)
-    return [g.to_dict() for g in steps.group(subtasks, copy_tasks())]
+# A copy task is worth its start (a scheduler round, a process, a parse of the DAG file:
+# about a second of a worker's CPU, more on a busy one) when it copies for much longer than
+# that. Below these amounts, a run's subtasks share copy tasks, down to one per slot of
+# the copy pool; above them, every subtask keeps a task of its own up to
+# ``copy_tasks()``, so that a large job spreads over many workers and a retry repeats
+# little.
+GROUP_FILES = 10_000
+GROUP_BYTES = 4 * 1024**3
+SLOTS_VARIABLE = "sharelift_copy_pool_slots"
+
+
+def copy_pool_slots() -> int:
+    """The slots of the copy pool, as ``sharelift airflow-setup`` recorded them (Airflow
+    Variable ``sharelift_copy_pool_slots``: a task cannot read a pool); a run's limit of
+    20 when it did not."""
+    from airflow.sdk import Variable
+
+    try:
+        value = Variable.get(SLOTS_VARIABLE, default=None)
+    except Exception:  # noqa: BLE001 - the Variable is an optimisation, never a reason to fail
+        return POOL_SLOTS
+    text = str(value or "").strip()
+    return min(POOL_SLOTS, int(text)) if text.isdigit() and int(text) >= 1 else POOL_SLOTS
+
+
+def copy_task_count(subtasks: list[Subtask]) -> int:
+    """How many mapped copy tasks the run's subtasks go into: one each, except that small
+    subtasks (together less than a copy task is worth, see ``GROUP_FILES``) share tasks,
+    never fewer than the copy pool can run at once; at most ``copy_tasks()``."""
+    files = sum(s.files for s in subtasks)
+    size = sum(s.bytes for s in subtasks)
+    worth = max(-(-files // GROUP_FILES), -(-size // GROUP_BYTES))
+    return max(1, min(len(subtasks), copy_tasks(), max(copy_pool_slots(), worth)))
 
 
 def copy_step(job_dict: dict[str, Any], run_id: str, group: dict[str, Any]) -> dict[str, int]:
@@ -187,61 +246,101 @@ def copy_step(job_dict: dict[str, Any], run_id: str, group: dict[str, Any]) -> d
         return dict(steps.copy_group(run, SubtaskGroup.from_dict(group)))
 
 
-def _skip(why: str) -> None:
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    raise AirflowSkipException(why)
-
-
-def _skip_when_ended(run: steps.RunContext) -> None:
-    recorded = steps.ended(run)
-    if recorded is not None:
-        _skip(f"the run has ended {recorded['state']}: {recorded.get('message') or ''}".strip())
-
-
-def verify_step(
-    job_dict: dict[str, Any] | None, run_id: str, subtasks: list[Any] | None = None
-) -> dict[str, int]:
-    """Skips (not fails) when the run never got to copying: Create Failed, or the scan or
-    the partition failed; their cause is recorded with the run and ``finish`` reports it."""
-    if job_dict is None:
-        _skip("the run did not start (Create Failed): nothing to verify")
-    assert job_dict is not None
-    if subtasks is None:
-        _skip("the scan or the partition did not finish: nothing was copied")
-    with _run(job_dict, run_id) as run:
-        _skip_when_ended(run)
-        with steps.ends_run_on_failure(run, "verify"):
-            return steps.verify(run)
-
-
-def report_step(
-    job_dict: dict[str, Any] | None,
+def close_step(
+    params: dict[str, Any],
     run_id: str,
-    scan_summary: dict[str, Any] | None,
-    verify_result: dict[str, int] | None,
+    *,
+    dag_id: str,
+    planned: tuple[dict[str, Any] | None, dict[str, Any] | None] | None,
+    failed_tasks: Callable[[], list[str]],
 ) -> dict[str, Any]:
-    """Skips like ``verify_step``; a report the bucket refuses fails the task at once
-    (the run is recorded Failed with the cause; ``sharelift report`` stores it later)."""
+    """Verify, report, queue the next run, finish: one task, for the same reason as
+    ``plan_step``. Runs whatever failed before it.
+
+    ``planned`` is the job and the scan's totals from ``plan`` (None when it did not finish:
+    then nothing was copied, and verify and report do not run; the cause is recorded with
+    the run). The next run of an incremental job is queued before the verdict, so that it
+    is queued even when this run fails. Fails (the Airflow run fails) when any file failed,
+    with the recorded cause when there is no report, or when the next run could not be
+    queued.
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
+    from sharelift.airflow.next_run import queue_next_incremental_run
+
+    job_dict, scan_summary = planned or (None, None)
+    report_result = None
     if job_dict is None:
-        _skip("the run did not start (Create Failed): nothing to report")
-    assert job_dict is not None
-    if scan_summary is None:
-        _skip("the scan did not finish: there is no list of files to report")
-    with _run(job_dict, run_id) as run:
-        _skip_when_ended(run)
-        try:
+        log.info(
+            "verify and report skipped: plan did not finish (Create Failed, or the scan "
+            "or the partition failed), so nothing was copied"
+        )
+    else:
+        report_result = _verify_and_report(job_dict, run_id, scan_summary)
+    not_queued = None
+    try:
+        queue_next_incremental_run(dag_id, params, log)
+    except Exception as exc:  # noqa: BLE001 - the run's verdict comes first; said below
+        log.exception("the next run could not be queued")
+        not_queued = f"the next run could not be queued: {scrub(str(exc))}"
+    failure = verdict(
+        report_result,
+        job_name=params.get("job_name"),
+        run_id=run_id,
+        failed_tasks=None if report_result else failed_tasks(),
+    )
+    if failure or not_queued:
+        raise AirflowFailException("; ".join(m for m in (failure, not_queued) if m))
+    return report_result or {}
+
+
+def _verify_and_report(
+    job_dict: dict[str, Any], run_id: str, scan_summary: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The report's XCom summary, or None when verify or report did not run or failed: a
+    run an earlier step ended is left as it is; a step that fails records the run Failed
+    with "<step> failed: <cause>" (a report the bucket refuses: "report could not be
+    written: ..."), which the verdict then reports."""
+    from sharelift.storage.retrying import describe
+
+    step = "verify"
+    try:
+        with _run(job_dict, run_id) as run:
+            recorded = steps.ended(run)
+            if recorded is not None:
+                log.info(
+                    "verify and report skipped: the run has ended %s: %s",
+                    recorded["state"],
+                    recorded.get("message") or "",
+                )
+                return None
+            with steps.ends_run_on_failure(run, "verify"):
+                verified = steps.verify(run)
+            step = "report"
             with steps.ends_run_on_failure(run, "report"):
-                summary = steps.report(run, scan_summary, verify_result)
-        except steps.ReportNotWritten as exc:
-            raise AirflowFailException(str(exc)) from None
+                summary = steps.report(run, scan_summary, verified)
+    except steps.ReportNotWritten as exc:
+        log.error("%s", exc)  # recorded with the run by the report step
+        return None
+    except Exception as exc:  # noqa: BLE001 - recorded with the run; the verdict says it
+        log.exception("%s failed", step)
+        # A step that raised has already recorded its cause (the first cause stands); this
+        # records what failed before it could (the run's addresses could not be opened).
+        _record_failed(str(job_dict.get("name")), run_id, f"{step} failed: {describe(exc)}")
+        return None
     return {k: summary[k] for k in REPORT_XCOM_KEYS}
 
 
+def _record_failed(job_name: str, run_id: str, cause: str) -> None:
+    state = StateStore(state_url())
+    try:
+        steps.record_failed(state, job_name, run_id, cause)
+    finally:
+        state.close()
+
+
 def record_failed_run(context: Any) -> None:
-    """The DAG's ``on_failure_callback``: the safety net when ``finish`` could not run (the
+    """The DAG's ``on_failure_callback``: the safety net when ``close`` could not run (the
     run was marked failed by hand, its tasks were killed): a run recorded in a step's state
     ends Failed. A run already ended keeps its own state and cause."""
     import logging
@@ -264,21 +363,19 @@ def record_failed_run(context: Any) -> None:
         log.exception("could not record the failed run")
 
 
-def finish_step(
+def verdict(
     report_result: dict[str, Any] | None,
     *,
     job_name: str | None = None,
     run_id: str | None = None,
     failed_tasks: list[str] | None = None,
-) -> dict[str, Any]:
-    """The run's verdict as the task's outcome: failed when ``steps.finish`` says why.
+) -> str | None:
+    """Why the run failed (``steps.finish``), or None when it did not.
 
     Without a report, the run's recorded state holds the cause; a run still recorded in a
     step's state (a task died before it could record anything: a killed worker) is ended
     here, Failed, naming the tasks that failed.
     """
-    from airflow.sdk.exceptions import AirflowFailException
-
     recorded = None
     if not report_result and job_name and run_id:
         state = StateStore(state_url())
@@ -296,7 +393,4 @@ def finish_step(
                 recorded = state.get_run(job_name[:63], run_id)
         finally:
             state.close()
-    failure = steps.finish(report_result, recorded)
-    if failure is not None:
-        raise AirflowFailException(failure)
-    return report_result or {}
+    return steps.finish(report_result, recorded)

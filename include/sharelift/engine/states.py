@@ -10,13 +10,13 @@ from typing import Any
 
 # sharelift state -> where it shows in Airflow
 STATE_MAPPING: dict[str, str] = {
-    "Create Failed": "run failed at task check_addresses (an address is Invalid; the cause is in its log)",
-    "Scanning": "run running, task scan running (files scanned so far in its log and in sharelift runs)",
-    "Scan Finished": "run running, scan done (total count and size in its log)",
-    "Migrating": "run running, copy instances running (one per subtask, at most 20 at once)",
+    "Create Failed": "run failed at task plan, before its scan (an address is Invalid; the cause is in its log)",
+    "Scanning": "run running, task plan scanning (files scanned so far in its log and in sharelift runs)",
+    "Scan Finished": "run running, task plan partitioning (total count and size in its log)",
+    "Migrating": "run running, copy instances running (one per subtask or group of subtasks, at most 20 at once)",
     "Completed": "run success (full/incremental: every file migrated, report written)",
     "Success": "run success (a sync run: every changed file synced)",
-    "Failed": "run failed at task finish (a file failed: report written, retry with retry_of=<run id>; or a step failed: the cause is recorded with the run)",
+    "Failed": "run failed at task close (a file failed: report written, retry with retry_of=<run id>; or a step failed: the cause is recorded with the run)",
     "Stopped": "DAG paused (a sync or incremental job: unpause to start again)",
 }
 

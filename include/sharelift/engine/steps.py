@@ -450,7 +450,9 @@ def finish(summary: dict[str, Any] | None, recorded: dict[str, Any] | None = Non
     if not summary:
         if recorded and recorded.get("state") in ("Create Failed", "Failed"):
             return f"{recorded['state']}: {recorded.get('message') or NO_CAUSE}"
-        return "no report: an earlier step failed (see check_addresses, scan or report)"
+        return (
+            "no report: an earlier step failed (see the logs of the check, scan and report steps)"
+        )
     log.info("%s (Airflow run state: %s)", summary["state"], run_state_mapping()[summary["state"]])
     return _verdict(summary)
 
