@@ -68,7 +68,7 @@ def load_job_file(path: Path) -> dict[str, Any]:
     is built from (``job_schema.FIELDS``): same bounds, same messages."""
     import yaml
 
-    from sharelift.airflow.tasks import job_from_params
+    from sharelift.airflow.job_params import job_from_params
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

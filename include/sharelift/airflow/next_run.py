@@ -20,7 +20,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sharelift.airflow.tasks import job_from_params
+from sharelift.airflow.job_params import job_from_params
 from sharelift.errors import ShareliftError
 
 

@@ -53,6 +53,7 @@ import oss2
 import oss2.exceptions as oss_exc
 from oss2.models import PartInfo
 
+import sharelift.storage.buffers as buffers
 import sharelift.storage.retrying as retrying
 from sharelift.addresses import DestinationAddress
 from sharelift.checksum import Crc64, crc64_combine
@@ -64,7 +65,6 @@ from sharelift.errors import (
     SourceFileChanged,
     scrub,
 )
-from sharelift.storage import buffers
 from sharelift.storage.base import (
     Destination,
     IncompleteUpload,
