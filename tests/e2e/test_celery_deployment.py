@@ -4,6 +4,11 @@ two Celery workers), migrations from NFS into its ``sharelift ossd`` through the
 The deployment is started once for the module from the compose file itself
 (``tests/deployment/compose.py``), with two worker replicas that have their own HOME,
 AIRFLOW_HOME and logs. The tests run in file order on it: the last one kills a worker.
+
+The shares are as small as each proof allows: every run pays a few task hops on two
+Celery workers, so bytes and files beyond what spreads subtasks over both workers, keeps
+twelve subtasks under one limit long enough to measure it, or has a copy running when a
+worker is killed only add minutes.
 """
 
 from __future__ import annotations
@@ -202,27 +207,30 @@ def assert_identical(bucket: Any, files: dict[str, bytes]) -> None:
     assert listed == set(files)
 
 
-def test_five_thousand_files_in_twenty_five_subtasks_land_identical_copied_on_both_workers(
+def test_files_in_twenty_five_subtasks_land_identical_copied_on_both_workers(
     deployment: Deployment, nfs_server: Any
 ) -> None:
-    share = Path(nfs_server.export_dir) / "celery-5k"
-    files = make_share(share, 5000, 0, 50)
-    src, dst = connect(deployment, nfs_server, "celery-5k", "celery-5k")
+    # 25 subtasks in 20 copy tasks for the 12 copy slots of the two workers: more than one
+    # round, so both take some. 40 files each (1,000 in all) is enough; the count itself
+    # proves nothing.
+    share = Path(nfs_server.export_dir) / "celery-spread"
+    files = make_share(share, 1000, 0, 25)
+    src, dst = connect(deployment, nfs_server, "celery-spread", "celery-spread")
     started = time.monotonic()
-    run_id = trigger(deployment, "celery-5k", src, dst, 200)
+    run_id = trigger(deployment, "celery-spread", src, dst, 40)
     assert deployment.airflow.wait_for_run(DAG_ID, run_id, timeout=900) == "success"
     wall = time.monotonic() - started
     tis = copies(deployment, run_id)
     per_worker = Counter(ti["hostname"] for ti in tis)
     print(
-        f"\n5,000 files, 25 subtasks in {len(tis)} copy tasks in {wall:.0f} s; copy tasks per "
-        f"worker: {dict(per_worker)}"
+        f"\n{len(files):,} files, 25 subtasks in {len(tis)} copy tasks in {wall:.0f} s; "
+        f"copy tasks per worker: {dict(per_worker)}"
     )
-    # 5,000 small files are less work than 20 copy tasks are worth: one per pool slot
+    # 1,000 small files are less work than 20 copy tasks are worth: one per pool slot
     assert len(tis) == 20 and all(ti["state"] == "success" for ti in tis)
     assert set(per_worker) == set(WORKERS)
-    assert_identical(deployment.bucket("celery-5k"), files)
-    assert set(deployment.puts("celery-5k").values()) == {1}
+    assert_identical(deployment.bucket("celery-spread"), files)
+    assert set(deployment.puts("celery-spread").values()) == {1}
 
 
 def rate_while_all_run(rows: list[dict[str, Any]]) -> tuple[float, float, float]:
@@ -255,9 +263,9 @@ def test_a_flow_control_limit_holds_for_the_sum_of_both_workers(
 
     limit_mb = 0.5
     share = Path(nfs_server.export_dir) / "celery-limit"
-    # 12 subtasks (one per copy slot of the two workers) of 3 MB: ~72 s at the limit, so
+    # 12 subtasks (one per copy slot of the two workers) of 2 MB: ~48 s at the limit, so
     # that all twelve copy at once for a good part of it, however late the last one starts.
-    files = make_share(share, 360, 100_000, 12)
+    files = make_share(share, 240, 100_000, 12)
     src, dst = connect(deployment, nfs_server, "celery-limit", "celery-limit")
     shown = deployment.compose.exec("scheduler", ["sharelift", "config"])
     assert "Airflow connection sharelift_state" in shown.stdout, shown.stdout + shown.stderr
@@ -273,7 +281,7 @@ def test_a_flow_control_limit_holds_for_the_sum_of_both_workers(
         ],
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    run_id = trigger(deployment, "celery-limit", src, dst, 30)
+    run_id = trigger(deployment, "celery-limit", src, dst, 20)
     assert deployment.airflow.wait_for_run(DAG_ID, run_id, timeout=900) == "success"
     tis = copies(deployment, run_id)
     assert len(tis) == 12
