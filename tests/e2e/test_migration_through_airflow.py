@@ -25,40 +25,11 @@ DAG_ID = "sharelift_migrate"
 
 
 @pytest.fixture(scope="module")
-def airflow(testbed_root: Path):  # type: ignore[no-untyped-def]
-    from sharelift.local.airflow import AirflowServer
-
-    home = testbed_root / "airflow-e2e"
-    home.mkdir()
-    jobs = home / "jobs"
-    jobs.mkdir()
-    server = AirflowServer(
-        home,
-        REPO / "dags",
-        REPO / "plugins",
-        parallelism=24,
-        extra_env={
-            "SHARELIFT_WORK_DIR": str(home / "work"),
-            "SHARELIFT_JOBS_DIR": str(jobs),
-            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        },
-    )
-    server.start()
-    try:
-        # The project's own set-up creates the pool, not the test; 20 slots (a run's
-        # limit, above this machine's default) so that the cap of 20 per run is what binds.
-        subprocess.run(
-            [sys.executable, "-m", "sharelift.cli", "airflow-setup", "--pool-slots", "20"],
-            env=server.env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        server.wait_for_dag(DAG_ID, timeout=180)
-        server.unpause(DAG_ID)
-        yield server
-    finally:
-        server.stop()
+def airflow(sharelift_airflow):  # type: ignore[no-untyped-def]
+    """The folder's Airflow (``conftest.py``), with the migration DAG parsed and unpaused."""
+    sharelift_airflow.wait_for_dag(DAG_ID, timeout=180)
+    sharelift_airflow.unpause(DAG_ID)
+    return sharelift_airflow
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import HOUR
+
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-HOUR = 6  # seconds in a test "hour"
 SYNC_YAML = """\
 job_name: sync-job
 migration_type: sync
@@ -33,39 +33,13 @@ sync_no_overlap: true
 
 
 @pytest.fixture(scope="module")
-def airflow(testbed_root: Path, oss_server):  # type: ignore[no-untyped-def]
-    from sharelift.local.airflow import AirflowServer
-
-    home = testbed_root / "airflow-schedules"
-    home.mkdir()
-    jobs = home / "jobs"
-    jobs.mkdir()
-    (jobs / "sync-job.yaml").write_text(SYNC_YAML)
-    server = AirflowServer(
-        home,
-        REPO / "dags",
-        REPO / "plugins",
-        parallelism=24,
-        extra_env={
-            "SHARELIFT_WORK_DIR": str(home / "work"),
-            "SHARELIFT_JOBS_DIR": str(jobs),
-            "SHARELIFT_HOUR_SECONDS": str(HOUR),
-        },
-    )
-    server.start()
-    try:
-        subprocess.run(
-            [sys.executable, "-m", "sharelift.cli", "airflow-setup"],
-            env=server.env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        oss_server.create_bucket("sched")
-        server.set_connection("sched_dst", **oss_server.connection_fields("sched"))
-        yield server
-    finally:
-        server.stop()
+def airflow(sharelift_airflow, oss_server):  # type: ignore[no-untyped-def]
+    """The folder's Airflow (``conftest.py``, whose clock has ``HOUR``-second hours), with
+    the sync job's file in its jobs folder and the destination every job here writes to."""
+    (Path(sharelift_airflow.env["SHARELIFT_JOBS_DIR"]) / "sync-job.yaml").write_text(SYNC_YAML)
+    oss_server.create_bucket("sched")
+    sharelift_airflow.set_connection("sched_dst", **oss_server.connection_fields("sched"))
+    return sharelift_airflow
 
 
 def make(root: Path, rel: str, data: bytes) -> None:
