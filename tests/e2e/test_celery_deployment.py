@@ -318,13 +318,15 @@ def test_a_killed_worker_s_subtasks_run_again_on_the_other_and_nothing_is_copied
     from sharelift.engine.state import StateStore
 
     share = Path(nfs_server.export_dir) / "celery-kill"
-    files = make_share(share, 1200, 20_000, 24)  # 24 MB, paced at 1 MB/s so the kill is mid-run
+    # 12 subtasks of 1 MB, one per copy slot of the two workers, paced at 1 MB/s so that the
+    # kill is mid-run; the killed worker's half then runs again in the other's slots.
+    files = make_share(share, 600, 20_000, 12)
     src, dst = connect(deployment, nfs_server, "celery-kill", "celery-kill")
     store = StateStore(deployment.state_url)
     # The pace only: written straight to the state database (the limit test above sets its
     # limit with the CLI in the scheduler's container, which costs a process start).
     set_flow_control(store, "celery-kill", FlowControl.parse("00:00-24:00=1"))
-    run_id = trigger(deployment, "celery-kill", src, dst, 50)  # 24 subtasks in 20 copy tasks
+    run_id = trigger(deployment, "celery-kill", src, dst, 50)  # 12 subtasks in 12 copy tasks
     deadline = time.monotonic() + 600
     while True:
         running = [
