@@ -18,7 +18,9 @@ import pytest
 
 from sharelift.checksum import crc64
 
-pytestmark = pytest.mark.e2e
+# The folder's Airflow (conftest.py) starts in the setup of the first test that asks for
+# it, and pytest-timeout counts setup: on a loaded machine that start alone takes minutes.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "sharelift_migrate"
