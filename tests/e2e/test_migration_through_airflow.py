@@ -22,7 +22,6 @@ from sharelift.checksum import crc64
 # it, and pytest-timeout counts setup: on a loaded machine that start alone takes minutes.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "sharelift_migrate"
 
 
