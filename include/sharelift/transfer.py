@@ -27,7 +27,6 @@ from sharelift.storage.base import (
     ProgressCallback,
     PutResult,
     Source,
-    TransferConfig,
 )
 from sharelift.storage.retrying import RetryPolicy
 
@@ -95,7 +94,7 @@ def copy_file(
     otherwise.
     """
     started = time.time()
-    policy = retry or _policy_of(destination)
+    policy = retry or retrying.policy_of(destination)
     try:
         with retrying.file_scope(policy):
             existing = None if known_absent else destination.head(key)
@@ -194,11 +193,6 @@ def _source_crc(source: Source, entry: Entry) -> int:
         while block := raw.read(chunk):
             crc.update(block)
     return crc.value
-
-
-def _policy_of(destination: Destination) -> RetryPolicy:
-    transfer = getattr(destination, "transfer", None)
-    return transfer.retry if isinstance(transfer, TransferConfig) else RetryPolicy()
 
 
 def _worth_copying_again(exc: BaseException) -> bool:

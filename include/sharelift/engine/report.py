@@ -45,6 +45,7 @@ from sharelift.engine.manifest import Manifest
 from sharelift.engine.names import NOT_UTF8_REASON, escape_field, unescape_field
 from sharelift.engine.run_paths import safe_run_id
 from sharelift.engine.state import StateStore
+from sharelift.storage import retrying
 from sharelift.storage.base import Destination, Source
 
 REPORT_ROOT = "aliyun_mgw_import_report"
@@ -192,8 +193,11 @@ def write_report(
             json.dump(summary, f, indent=2, sort_keys=True)
         with open(paths["summary_text"], "w", encoding="utf-8") as f:
             f.write(format_summary(summary))
+        # Each object is a "file" of the job's retry policy, as in the copy: a bucket that
+        # refuses the report fails the run after the job's retry time, not the default's.
+        policy = retrying.policy_of(destination)
         for kind, local in paths.items():
-            with open(local, "rb") as f:
+            with open(local, "rb") as f, retrying.file_scope(policy):
                 root.put(folder + names[kind], f, os.path.getsize(local))
     state.upsert_run(job, run_id, report_url=summary["report_folder"])
     return summary

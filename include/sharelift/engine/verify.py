@@ -26,8 +26,8 @@ from typing import Any
 from sharelift.engine.state import StateStore
 from sharelift.errors import scrub
 from sharelift.storage import retrying
-from sharelift.storage.base import Destination, ObjectInfo, TransferConfig
-from sharelift.storage.retrying import RetryPolicy, describe
+from sharelift.storage.base import Destination, ObjectInfo
+from sharelift.storage.retrying import describe
 
 log = logging.getLogger(__name__)
 BATCH = 2000
@@ -52,16 +52,9 @@ def _unchecked(row: dict[str, Any], exc: BaseException) -> dict[str, Any]:
     return {"path": row["path"], "unverified": f"could not be verified: {reason}"}
 
 
-def _policy(destination: Destination) -> RetryPolicy:
-    """The destination's retry policy (``TransferConfig.retry``), each object a "file" with
-    its own budget, as in the copy."""
-    transfer = getattr(destination, "transfer", None)
-    return transfer.retry if isinstance(transfer, TransferConfig) else RetryPolicy()
-
-
 def _check(destination: Destination, row: dict[str, Any]) -> dict[str, Any]:
     try:
-        with retrying.file_scope(_policy(destination)):
+        with retrying.file_scope(retrying.policy_of(destination)):
             info = destination.head(row["path"])
     except Exception as exc:  # noqa: BLE001 - no answer is no mismatch: the file stays copied
         return _unchecked(row, exc)
@@ -92,7 +85,7 @@ def _listed(destination: Destination, keys: list[str]) -> dict[str, ObjectInfo]:
     if not keys:
         return {}
     try:
-        with retrying.file_scope(_policy(destination)):
+        with retrying.file_scope(retrying.policy_of(destination)):
             return destination.listed(keys) or {}
     except Exception as exc:  # noqa: BLE001 - a listing is a shortcut, not the check
         log.warning("listing for verify failed (%s); checking each object", describe(exc))

@@ -109,6 +109,13 @@ def current_policy() -> RetryPolicy:
     return scope.policy if scope is not None else _default
 
 
+def policy_of(owner: object) -> RetryPolicy:
+    """The policy a destination or source was configured with (its ``transfer.retry``),
+    the default for one that has none."""
+    policy = getattr(getattr(owner, "transfer", None), "retry", None)
+    return policy if isinstance(policy, RetryPolicy) else _default
+
+
 def budget_left() -> float:
     """Seconds the current file may still spend retrying (the request time outside a file)."""
     scope = _scope.get()
