@@ -37,6 +37,14 @@ def destination_address(d: dict[str, Any]) -> Any:
     return DestinationAddress(**d)
 
 
+def _cpu_seconds() -> float:
+    """User and system CPU of this process and its waited-for children (the worker
+    processes, once their pool is shut down)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _maxrss_mb() -> dict[str, float]:
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -75,9 +83,9 @@ def engine(p: dict[str, Any]) -> dict[str, Any]:
     )
     src = source_address(p["source"])
     dst = destination_address(p["destination"])
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     summary = runner.run_job(job, src, dst, work_dir=p["work_dir"], workers=p["workers"])
-    t1 = time.perf_counter()
+    t1, cpu = time.perf_counter(), _cpu_seconds() - cpu0
     phases = {}
     if all(k in marks for k in ("scan", "partition", "verify", "report")):
         phases = {
@@ -93,6 +101,7 @@ def engine(p: dict[str, Any]) -> dict[str, Any]:
         "failed": summary["files_failed"],
         "subtasks": summary.get("subtasks"),
         "seconds": t1 - t0,
+        "cpu_seconds": cpu,
         "phases": phases,
         **_maxrss_mb(),
     }

@@ -223,6 +223,11 @@ class Bench:
                 f"{row.label}: {row.files:,} files {row.bytes / 1e6:,.1f} MB in "
                 f"{row.seconds:.2f} s = {row.files_s:,.0f} files/s {row.mb_s:,.1f} MB/s{rss}"
                 + (split if phases else "")
+                + (
+                    f", CPU {row.extra['cpu_ms_per_file']:.2f} ms/file"
+                    if "cpu_ms_per_file" in row.extra
+                    else ""
+                )
             )
         self._save_json()
         return row
@@ -549,6 +554,8 @@ class Bench:
             shutil.rmtree(work, ignore_errors=True)
         self.fill(row, res, rss)
         row.extra = {"phases": res["phases"], "subtasks": res["subtasks"], **settings}
+        if res.get("cpu_seconds") and res["files"]:
+            row.extra["cpu_ms_per_file"] = round(1000 * res["cpu_seconds"] / res["files"], 3)
         if res["failed"]:
             row.error = f"{res['failed']} files failed"
 
