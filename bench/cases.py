@@ -155,7 +155,7 @@ def read(p: dict[str, Any]) -> dict[str, Any]:
     with open(p["list"]) as f:
         paths = [line.rstrip("\n") for line in f if line.strip()]
     n = p["processes"]
-    t = time.perf_counter()
+    t, cpu0 = time.perf_counter(), _cpu_seconds()
     if n == 1:
         files, size = _read_paths(p["source"], paths)
     else:
@@ -163,7 +163,13 @@ def read(p: dict[str, Any]) -> dict[str, Any]:
             parts = list(pool.map(_read_paths, [p["source"]] * n, [paths[i::n] for i in range(n)]))
         files = sum(x[0] for x in parts)
         size = sum(x[1] for x in parts)
-    return {"files": files, "bytes": size, "seconds": time.perf_counter() - t, **_maxrss_mb()}
+    return {
+        "files": files,
+        "bytes": size,
+        "seconds": time.perf_counter() - t,
+        "cpu_seconds": _cpu_seconds() - cpu0,
+        **_maxrss_mb(),
+    }
 
 
 # -- the plain oss2 uploader (what a user writes first) ------------------------------------

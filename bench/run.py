@@ -448,6 +448,8 @@ class Bench:
     def fill(self, row: Row, res: dict[str, Any], rss: Rss) -> None:
         row.files, row.bytes, row.seconds = res["files"], res["bytes"], res["seconds"]
         row.rss_mb, row.rss_proc_mb = rss.total, rss.largest
+        if res.get("cpu_seconds") and row.files:
+            row.extra["cpu_ms_per_file"] = round(1000 * res["cpu_seconds"] / row.files, 3)
 
     # -- one row each ----------------------------------------------------------------
 
@@ -553,9 +555,7 @@ class Bench:
             clean()
             shutil.rmtree(work, ignore_errors=True)
         self.fill(row, res, rss)
-        row.extra = {"phases": res["phases"], "subtasks": res["subtasks"], **settings}
-        if res.get("cpu_seconds") and res["files"]:
-            row.extra["cpu_ms_per_file"] = round(1000 * res["cpu_seconds"] / res["files"], 3)
+        row.extra.update({"phases": res["phases"], "subtasks": res["subtasks"], **settings})
         if res["failed"]:
             row.error = f"{res['failed']} files failed"
 
