@@ -76,3 +76,26 @@ def test_outcomes_of_other_runs_are_left_alone(store: StateStore) -> None:
 
     assert [o["status"] for o in store.iter_outcomes("job", "run-1")] == ["failed"]
     assert [o["status"] for o in store.iter_outcomes("job", "run-2")] == ["copied"]
+
+
+def test_marking_sets_only_the_columns_given_for_the_paths_given(store: StateStore) -> None:
+    store.record("job", "run", [row("a.bin"), row("b.bin"), row("c.bin")])
+
+    store.mark(
+        "job",
+        "run",
+        [
+            {"path": "a.bin", "verified": True, "unverified": None},
+            {"path": "b.bin", "status": "failed", "reason": "verification failed: size"},
+        ],
+    )
+
+    got = {o["path"]: o for o in store.iter_outcomes("job", "run")}
+    assert (got["a.bin"]["status"], got["a.bin"]["verified"]) == ("copied", True)
+    assert (got["b.bin"]["status"], got["b.bin"]["reason"]) == (
+        "failed",
+        "verification failed: size",
+    )
+    assert got["b.bin"]["verified"] is False
+    assert got["c.bin"] == {**got["c.bin"], "status": "copied", "verified": False}
+    assert [o["path"] for o in store.iter_outcomes("job", "run", status="failed")] == ["b.bin"]

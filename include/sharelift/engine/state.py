@@ -206,6 +206,13 @@ _SQLITE_RECORD = (
 )
 
 
+def _dicts(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
+    """The rows as dicts: ``dict(row_mapping)`` builds a view of the keys for every row,
+    which cost more than the query when verify and report read every outcome of a run."""
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -336,7 +343,7 @@ class StateStore:
             outcomes.c.status.in_(["copied", "skipped"]),
         )
         with self.engine.connect() as conn:
-            return {r["path"]: dict(r) for r in conn.execute(q).mappings()}
+            return {r["path"]: r for r in _dicts(conn.execute(q))}
 
     def iter_outcomes(
         self, job: str, run_id: str, status: str | None = None, chunk: int = 10_000
@@ -353,7 +360,7 @@ class StateStore:
             if status:
                 q = q.where(outcomes.c.status == status)
             with self.engine.connect() as conn:
-                page = [dict(r) for r in conn.execute(q).mappings()]
+                page = _dicts(conn.execute(q))
             if not page:
                 return
             yield from page
@@ -380,6 +387,16 @@ class StateStore:
         for u in updates:
             shapes.setdefault(tuple(sorted(k for k in u if k != "path")), []).append(u)
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "sqlite":
+                # The driver's own executemany, as in ``record``.
+                for columns, rows in shapes.items():
+                    sets = ", ".join(f"{outcomes.c[c].name} = ?" for c in columns)
+                    conn.exec_driver_sql(
+                        f"UPDATE {outcomes.name} SET {sets} WHERE job = ? AND run_id = ? "
+                        "AND path = ?",
+                        [(*(r[c] for c in columns), job, run_id, r["path"]) for r in rows],
+                    )
+                return
             for columns, rows in shapes.items():
                 stmt = (
                     outcomes.update()
