@@ -37,12 +37,20 @@ def destination_address(d: dict[str, Any]) -> Any:
     return DestinationAddress(**d)
 
 
-def _cpu_seconds() -> float:
-    """User and system CPU of this process and its waited-for children (the worker
+def _cpu_seconds() -> tuple[float, float]:
+    """(user, system) CPU of this process and its waited-for children (the worker
     processes, once their pool is shut down)."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime
+
+
+def _cpu_since(start: tuple[float, float]) -> dict[str, float]:
+    user, system = _cpu_seconds()
+    return {
+        "cpu_seconds": user - start[0] + system - start[1],
+        "cpu_sys_seconds": system - start[1],
+    }
 
 
 def _maxrss_mb() -> dict[str, float]:
@@ -85,7 +93,7 @@ def engine(p: dict[str, Any]) -> dict[str, Any]:
     dst = destination_address(p["destination"])
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     summary = runner.run_job(job, src, dst, work_dir=p["work_dir"], workers=p["workers"])
-    t1, cpu = time.perf_counter(), _cpu_seconds() - cpu0
+    t1, cpu = time.perf_counter(), _cpu_since(cpu0)
     phases = {}
     if all(k in marks for k in ("scan", "partition", "verify", "report")):
         phases = {
@@ -101,7 +109,7 @@ def engine(p: dict[str, Any]) -> dict[str, Any]:
         "failed": summary["files_failed"],
         "subtasks": summary.get("subtasks"),
         "seconds": t1 - t0,
-        "cpu_seconds": cpu,
+        **cpu,
         "phases": phases,
         **_maxrss_mb(),
     }
@@ -167,7 +175,7 @@ def read(p: dict[str, Any]) -> dict[str, Any]:
         "files": files,
         "bytes": size,
         "seconds": time.perf_counter() - t,
-        "cpu_seconds": _cpu_seconds() - cpu0,
+        **_cpu_since(cpu0),
         **_maxrss_mb(),
     }
 

@@ -225,6 +225,7 @@ class Bench:
                 + (split if phases else "")
                 + (
                     f", CPU {row.extra['cpu_ms_per_file']:.2f} ms/file"
+                    f" (system {row.extra['cpu_sys_ms_per_file']:.2f})"
                     if "cpu_ms_per_file" in row.extra
                     else ""
                 )
@@ -450,6 +451,7 @@ class Bench:
         row.rss_mb, row.rss_proc_mb = rss.total, rss.largest
         if res.get("cpu_seconds") and row.files:
             row.extra["cpu_ms_per_file"] = round(1000 * res["cpu_seconds"] / row.files, 3)
+            row.extra["cpu_sys_ms_per_file"] = round(1000 * res["cpu_sys_seconds"] / row.files, 3)
 
     # -- one row each ----------------------------------------------------------------
 
