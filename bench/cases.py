@@ -37,6 +37,22 @@ def destination_address(d: dict[str, Any]) -> Any:
     return DestinationAddress(**d)
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """(user, system) CPU of this process and its waited-for children (the worker
+    processes, once their pool is shut down)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime
+
+
+def _cpu_since(start: tuple[float, float]) -> dict[str, float]:
+    user, system = _cpu_seconds()
+    return {
+        "cpu_seconds": user - start[0] + system - start[1],
+        "cpu_sys_seconds": system - start[1],
+    }
+
+
 def _maxrss_mb() -> dict[str, float]:
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -75,9 +91,9 @@ def engine(p: dict[str, Any]) -> dict[str, Any]:
     )
     src = source_address(p["source"])
     dst = destination_address(p["destination"])
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     summary = runner.run_job(job, src, dst, work_dir=p["work_dir"], workers=p["workers"])
-    t1 = time.perf_counter()
+    t1, cpu = time.perf_counter(), _cpu_since(cpu0)
     phases = {}
     if all(k in marks for k in ("scan", "partition", "verify", "report")):
         phases = {
@@ -93,6 +109,7 @@ def engine(p: dict[str, Any]) -> dict[str, Any]:
         "failed": summary["files_failed"],
         "subtasks": summary.get("subtasks"),
         "seconds": t1 - t0,
+        **cpu,
         "phases": phases,
         **_maxrss_mb(),
     }
@@ -146,7 +163,7 @@ def read(p: dict[str, Any]) -> dict[str, Any]:
     with open(p["list"]) as f:
         paths = [line.rstrip("\n") for line in f if line.strip()]
     n = p["processes"]
-    t = time.perf_counter()
+    t, cpu0 = time.perf_counter(), _cpu_seconds()
     if n == 1:
         files, size = _read_paths(p["source"], paths)
     else:
@@ -154,7 +171,13 @@ def read(p: dict[str, Any]) -> dict[str, Any]:
             parts = list(pool.map(_read_paths, [p["source"]] * n, [paths[i::n] for i in range(n)]))
         files = sum(x[0] for x in parts)
         size = sum(x[1] for x in parts)
-    return {"files": files, "bytes": size, "seconds": time.perf_counter() - t, **_maxrss_mb()}
+    return {
+        "files": files,
+        "bytes": size,
+        "seconds": time.perf_counter() - t,
+        **_cpu_since(cpu0),
+        **_maxrss_mb(),
+    }
 
 
 # -- the plain oss2 uploader (what a user writes first) ------------------------------------

@@ -395,11 +395,15 @@ class Destination(ABC):
 def check_relative_path(path: str) -> str:
     """Normalise a path relative to a source's or destination's root ('/a//b/./c/' ->
     'a/b/c') and refuse anything that escapes the root ('..'). Every backend uses this one."""
-    from sharelift.errors import ConfigError
-
     # Only '/' separates: a backslash is an ordinary character in POSIX names (and in names
     # an SMB server maps back from private-use code points).
+    if path and path[0] not in "/." and path[-1] != "/" and "//" not in path and "/." not in path:
+        # No empty name and none that starts with '.': already normal (the usual case, and
+        # this runs several times per file copied).
+        return path
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
+        from sharelift.errors import ConfigError
+
         raise ConfigError("path", f"must stay inside the source root, got {path!r}")
     return "/".join(parts)

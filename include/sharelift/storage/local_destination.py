@@ -1,10 +1,14 @@
 """A local folder as a destination: NAS->NAS copies, tests, and a baseline for benchmarks.
 
 Layout: the folder plays the bucket; a key ``a/b.txt`` is the file ``<path>/<prefix>a/b.txt``.
-What OSS keeps as object metadata we keep in extended attributes (``user.sharelift.*``):
-the CRC-64 of the bytes written and the source mtime/mode. The file's own mtime is also
-set to the source mtime, so a file system without xattrs still supports the overwrite rule
-(and the CRC is then computed on ``head``, which is slower but correct).
+What OSS keeps as object metadata we keep in one extended attribute (``user.sharelift``):
+the CRC-64 of the bytes written and the source mtime/mode. One short attribute fits in the
+inode on ext4 (about 90 bytes free there); the three of earlier versions
+(``user.sharelift.crc64``, ``.mtime_ns``, ``.mode``) did not, and cost every file a
+block of its own, written on each sync. ``head`` still reads the three, so objects written by
+earlier versions keep their metadata. The file's own mtime is also set to the source mtime,
+so a file system without xattrs still supports the overwrite rule (and the CRC is then
+computed on ``head``, which is slower but correct).
 
 A put writes a hidden temporary file in the target folder, fsyncs it and renames it over
 the key, so a crash never leaves a partial file under a real name.
@@ -24,6 +28,7 @@ import ctypes
 import ctypes.util
 import dataclasses
 import errno
+import itertools
 import os
 import secrets
 import stat as stat_mod
@@ -48,9 +53,39 @@ from sharelift.storage.streaming import ExactReader
 
 TMP_MARK = ".sharelift-tmp-"
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+XATTR = "user.sharelift"  # "<crc64>:<mtime_ns>:<mode>" in hex, the last two may be empty
+# The layout of earlier versions, still read by ``head``.
 XATTR_CRC = "user.sharelift.crc64"
 XATTR_MTIME = "user.sharelift.mtime_ns"
 XATTR_MODE = "user.sharelift.mode"
+
+
+class _TempNames:
+    """Suffixes for temporary file names: a random prefix per process and a counter.
+
+    A name only has to differ from every other temporary file in the same folder, and the
+    create uses ``O_EXCL``, so a clash is an ``EEXIST`` (``put`` then takes the next name),
+    never two writers in one file. The counter makes the names of one process distinct
+    (``next`` on ``itertools.count`` is atomic under the GIL); the random prefix, drawn
+    again in a forked child, keeps them apart from other processes' and from the leftovers of
+    a killed run. Eight random bytes per file (``secrets.token_hex``) cost a system call
+    and a ``SystemRandom`` object each time for no more safety than this.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = secrets.token_hex(4)
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):x}"
+
+
+_TEMP_NAMES = _TempNames()
+_TEMP_TRIES = 3
 
 
 class LocalDestination(Destination):
@@ -114,13 +149,11 @@ class LocalDestination(Destination):
             st = os.fstat(fd)
             if not stat_mod.S_ISREG(st.st_mode):
                 return None
-            crc = _get_int_xattr(fd, XATTR_CRC)
-            mtime = _get_int_xattr(fd, XATTR_MTIME)
+            crc, mtime, mode = _get_metadata(fd)
             if crc is None or (mtime is not None and mtime != st.st_mtime_ns):
                 # No CRC kept, or the file was written since our put (which set its mtime to
                 # the source's): the kept CRC may describe other bytes, so read the file.
                 crc = _crc_of_file(fd)
-            mode = _get_int_xattr(fd, XATTR_MODE)
         finally:
             os.close(fd)
         return ObjectInfo(
@@ -145,26 +178,21 @@ class LocalDestination(Destination):
         progress: ProgressCallback | None = None,
     ) -> PutResult:
         folder, name = self._folder_of(key, create=True)
-        tmp = f".{name[:180]}{TMP_MARK}{secrets.token_hex(4)}"
         reader = ExactReader(stream, size, key, progress=progress)
+        tmp, fd = _create_temp(key, folder, name)
         try:
-            fd = os.open(tmp, _CREATE_FLAGS, 0o644, dir_fd=folder)
-        except OSError as exc:
-            raise DestinationError(key, f"cannot create file: {_why(exc)}") from None
-        try:
-            with os.fdopen(fd, "wb", buffering=0) as f:
-                while True:
-                    chunk = reader.read(self.transfer.part_size)
-                    if not chunk:
-                        break
-                    f.write(chunk)
+            try:
+                while chunk := reader.read(self.transfer.part_size):
+                    _write_all(fd, chunk)
                 crc = reader.finish()
                 if not self._batched:
-                    os.fsync(f.fileno())
+                    os.fsync(fd)
                 if source_mtime_ns is not None:
-                    os.utime(f.fileno(), ns=(source_mtime_ns, source_mtime_ns))
-                st = os.fstat(f.fileno())
-                _set_xattrs(f.fileno(), crc, source_mtime_ns, mode)
+                    os.utime(fd, ns=(source_mtime_ns, source_mtime_ns))
+                st = os.fstat(fd)
+                _set_metadata(fd, crc, source_mtime_ns, mode)
+            finally:
+                os.close(fd)
             # renameat: replaces whatever is at ``name`` (a symlink too) without following it
             os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
         except BaseException as exc:
@@ -321,16 +349,54 @@ def _why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _set_xattrs(path: int | str, crc: int, mtime_ns: int | None, mode: int | None) -> None:
+def _create_temp(key: str, folder: int, name: str) -> tuple[str, int]:
+    """A new hidden temporary file next to ``name``: (its name, its descriptor)."""
+    for attempt in range(_TEMP_TRIES):
+        tmp = f".{name[:180]}{TMP_MARK}{_TEMP_NAMES.next()}"
+        try:
+            return tmp, os.open(tmp, _CREATE_FLAGS, 0o644, dir_fd=folder)
+        except FileExistsError:
+            if attempt + 1 < _TEMP_TRIES:
+                continue  # a leftover of the same name: take the next one
+            raise DestinationError(key, "cannot create file: temporary names all taken") from None
+        except OSError as exc:
+            raise DestinationError(key, f"cannot create file: {_why(exc)}") from None
+    raise AssertionError("unreachable")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _set_metadata(fd: int, crc: int, mtime_ns: int | None, mode: int | None) -> None:
+    value = f"{crc:x}:{'' if mtime_ns is None else f'{mtime_ns:x}'}:"
+    value += "" if mode is None else f"{mode:x}"
     try:
-        os.setxattr(path, XATTR_CRC, str(crc).encode())
-        if mtime_ns is not None:
-            os.setxattr(path, XATTR_MTIME, str(mtime_ns).encode())
-        if mode is not None:
-            os.setxattr(path, XATTR_MODE, str(mode).encode())
+        os.setxattr(fd, XATTR, value.encode())
     except OSError as exc:
         if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
             raise
+
+
+def _get_metadata(fd: int) -> tuple[int | None, int | None, int | None]:
+    """(CRC-64, source mtime, mode) as a put kept them; ``None`` for what is not kept."""
+    try:
+        crc, mtime, mode = os.getxattr(fd, XATTR).decode("ascii").split(":")
+        return int(crc, 16), _hex_or_none(mtime), _hex_or_none(mode)
+    except (OSError, ValueError, UnicodeDecodeError):
+        pass
+    # An object written by an earlier version: three attributes in decimal.
+    return (
+        _get_int_xattr(fd, XATTR_CRC),
+        _get_int_xattr(fd, XATTR_MTIME),
+        _get_int_xattr(fd, XATTR_MODE),
+    )
+
+
+def _hex_or_none(text: str) -> int | None:
+    return int(text, 16) if text else None
 
 
 def _get_int_xattr(fd: int, name: str) -> int | None:
