@@ -219,8 +219,9 @@ def _put_stable(
     before = Fingerprint(entry.size, entry.mtime_ns)
     written = False
     for _ in range(policy.stable_reads):
-        # The read-ahead thread (large files, unless the destination's put reads ahead
-        # itself) stops before ``raw`` closes: it may be reading.
+        # The read-ahead thread (large files, unless the source's stream or the
+        # destination's put reads ahead by itself) stops before ``raw`` closes: it may be
+        # reading.
         with source.open_entry(entry) as raw:
             opened = source.opened(raw)
             if opened is not None:
@@ -229,7 +230,9 @@ def _put_stable(
             try:
                 with (
                     read_ahead.ReadAhead(raw, source.features.read_chunk_size)
-                    if entry.size >= read_ahead.MIN_SIZE and not destination.reads_ahead(entry.size)
+                    if entry.size >= read_ahead.MIN_SIZE
+                    and not source.features.reads_ahead
+                    and not destination.reads_ahead(entry.size)
                     else contextlib.nullcontext(raw) as stream
                 ):
                     result = destination.put(

@@ -130,3 +130,107 @@ def test_parts_of_a_plain_stream_leave_the_crc_to_the_caller() -> None:
     pieces, crc = reader.read_pieces(6000)
     assert b"".join(pieces) == b"z" * 6000
     assert crc is None
+
+
+class Views(io.BytesIO):
+    """A stream whose ``read_buffer`` hands out read-only views of buffers of its own (as
+    the SMB fast path hands on its READ answers), or writable ones when told to."""
+
+    def __init__(self, data: bytes, *, writable: bool = False) -> None:
+        super().__init__(data)
+        self.writable = writable
+        self.handed: list[memoryview] = []
+
+    def read_buffer(self, size: int, /) -> memoryview:
+        view = memoryview(bytearray(super().read(size)))
+        view = view if self.writable else view.toreadonly()
+        self.handed.append(view)
+        return view
+
+
+def test_read_only_views_are_passed_on_without_a_copy() -> None:
+    data = os.urandom(5 * 4096 + 3)
+    source = Views(data)
+    ahead = ReadAhead(source, 4096)
+    reader = ExactReader(ahead, len(data), "f", chunk_size=4096)
+    try:
+        got = [reader.read_buffer(4096) for _ in range(6)]
+        crc = reader.finish()
+    finally:
+        ahead.stop()
+    from sharelift.checksum import crc64
+
+    assert b"".join(got) == data
+    assert crc == crc64(data)
+    assert all(g is h for g, h in zip(got, source.handed, strict=False))  # no copy
+
+
+def test_a_writable_view_is_copied_before_it_is_summed() -> None:
+    """Bytes someone may still change are frozen first: what is summed is what is sent."""
+    data = os.urandom(3 * 4096)
+    source = Views(data, writable=True)
+    ahead = ReadAhead(source, 4096)
+    try:
+        chunk = ahead.read_buffer(4096)
+    finally:
+        ahead.stop()
+    assert isinstance(chunk, bytes)
+    assert chunk == data[:4096]
+
+
+def test_read_returns_bytes_even_when_the_stream_gives_views() -> None:
+    data = os.urandom(2 * 4096)
+    ahead = ReadAhead(Views(data), 4096)
+    try:
+        first = ahead.read(4096)
+    finally:
+        ahead.stop()
+    assert type(first) is bytes
+    assert first == data[:4096]
+
+
+def test_a_large_file_summed_aside_gets_the_crc_of_every_byte_off_the_putting_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream that reads ahead by itself comes without a read-ahead thread: the put's
+    reader hands each chunk to a summing thread and writes it meanwhile."""
+    from sharelift.checksum import crc64
+    from sharelift.storage import read_ahead
+
+    summed_on: set[str] = set()
+    real = read_ahead.crc64
+
+    def recording(data: bytes, initial: int = 0) -> int:
+        summed_on.add(threading.current_thread().name)
+        return real(data, initial)
+
+    monkeypatch.setattr(read_ahead, "crc64", recording)
+    data = os.urandom(read_ahead.MIN_SIZE + 12_345)
+    reader = ExactReader(io.BytesIO(data), len(data), "f", sum_aside=True)
+    try:
+        got = b"".join(iter(lambda: reader.read_buffer(1 << 20), b""))
+        crc = reader.finish()
+    finally:
+        reader.close()
+    assert got == data
+    assert crc == crc64(data)
+    assert summed_on == {"sharelift-crc"}
+    assert not any(t.name == "sharelift-crc" for t in threading.enumerate())
+
+
+def test_a_reader_closed_before_the_end_ends_its_summing_thread() -> None:
+    from sharelift.storage import read_ahead
+
+    data = b"q" * (read_ahead.MIN_SIZE + 1)
+    reader = ExactReader(io.BytesIO(data), len(data), "f", sum_aside=True)
+    reader.read(1 << 20)
+    reader.close()
+    reader.close()  # twice is harmless
+    assert not any(t.name == "sharelift-crc" for t in threading.enumerate())
+
+
+def test_a_small_file_is_summed_on_the_spot() -> None:
+    reader = ExactReader(io.BytesIO(b"s" * 1000), 1000, "f", sum_aside=True)
+    assert reader.read(1000) == b"s" * 1000
+    reader.finish()
+    assert not any(t.name == "sharelift-crc" for t in threading.enumerate())

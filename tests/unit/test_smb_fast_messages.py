@@ -169,3 +169,15 @@ def test_request_layouts_have_the_sizes_ms_smb2_gives() -> None:
     assert len(wire.create_body("x")) == 56 + 2
     assert len(wire.read_body(wire.RELATED_FILE_ID, 0, 1)) == 49
     assert len(wire.close_body(wire.RELATED_FILE_ID)) == 24
+
+
+def test_read_data_is_a_read_only_view_of_the_answer_without_a_copy() -> None:
+    """READ answers are handed on as views of the frame they came in (which nothing
+    writes again); a read-only view cannot be changed by whoever it is handed to."""
+    payload = os.urandom(1000)
+    body = struct.pack("<HBBIII", 17, wire.HEADER_SIZE + 16, 0, len(payload), 0, 0)
+    frame = bytearray(wire.HEADER_SIZE) + bytearray(body) + bytearray(payload)
+    data = wire.read_answer(memoryview(frame))
+    assert data == payload
+    assert isinstance(data, memoryview) and data.readonly
+    assert data.obj is frame  # a view of the frame, not a copy

@@ -129,6 +129,10 @@ class SourceFeatures:
     ``hidden_kinds``: kinds of entries the server never shows this client, so a walk can
     neither migrate nor report them (Samba hides symlinks, special files and names that
     are not UTF-8 from SMB2 clients); the run's summary lists them.
+    ``reads_ahead``: a stream of a large file reads ahead by itself (the SMB clients' READs
+    in flight, answered on their receive thread; the kernel's read-ahead of a local file),
+    so a read-ahead thread in front of it would only add a hand-off per chunk
+    (``sharelift.transfer``).
     """
 
     gil_bound: bool = False
@@ -137,6 +141,7 @@ class SourceFeatures:
     threaded_clones: bool = True
     prefetch: int = 0
     hidden_kinds: tuple[str, ...] = ()
+    reads_ahead: bool = False
 
 
 class Source(ABC):

@@ -4,6 +4,9 @@ Both SMB read paths (smbprotocol's and the fast one) get a file's first chunk wi
 and the rest as answers to READs kept in flight. What they share is here: ``read(n)``
 hands a whole chunk on without a copy when the caller asks for at least that much, and
 slices it otherwise; the subclass's ``_fill`` brings the next chunk (``_take``).
+
+A chunk may be a read-only view into the buffer it was received in (the fast path's READ
+answers): ``read_buffer`` hands it on as it is, ``read`` as ``bytes``.
 """
 
 from __future__ import annotations
@@ -13,16 +16,25 @@ from typing import Any
 
 CHUNK = 1024 * 1024
 
+Chunk = bytes | memoryview  # bytes, or a read-only view nothing writes again
+
+
+def frozen(chunk: object) -> bool:
+    """``bytes``, or a read-only view, which is what a stream's ``read_buffer`` returns: a
+    view its stream promises nothing writes into again, so what is summed on one thread is
+    what another sends (proof of bytes)."""
+    return isinstance(chunk, bytes) or (isinstance(chunk, memoryview) and chunk.readonly)
+
 
 class ChunkStream:
     """``read(n)`` returns at most ``n`` bytes (fewer at a chunk boundary), ``b''`` at the
     end. The stream ends at ``size``, the size the file had when it was opened; a file
     that shrinks while it is read ends early (the copier's size check reports it)."""
 
-    def __init__(self, first: bytes, size: int) -> None:
+    def __init__(self, first: Chunk, size: int) -> None:
         self._size = size
         self._buf = memoryview(first)
-        self._whole: bytes | None = first  # the chunk in _buf while none of it is taken
+        self._whole: Chunk | None = first  # the chunk in _buf while none of it is taken
         self._next = len(first)  # offset of the next byte to request
         self._inflight: collections.deque[Any] = collections.deque()
         self._eof = len(first) >= size
@@ -35,7 +47,7 @@ class ChunkStream:
     def close(self) -> None:
         raise NotImplementedError
 
-    def _take(self, data: bytes) -> None:
+    def _take(self, data: Chunk) -> None:
         self._buf = memoryview(data)
         self._whole = data
 
@@ -44,13 +56,18 @@ class ChunkStream:
         self._whole = None
 
     def read(self, size: int = -1, /) -> bytes:
-        if self._closed:
-            raise ValueError("read from a closed SMB stream")
         if size is None or size < 0:
             parts = []
             while chunk := self.read(CHUNK):
                 parts.append(chunk)
             return b"".join(parts)
+        out = self.read_buffer(size)
+        return out if isinstance(out, bytes) else out.tobytes()
+
+    def read_buffer(self, size: int, /) -> Chunk:
+        """As ``read``, but a whole chunk that came as a read-only view stays one (no copy)."""
+        if self._closed:
+            raise ValueError("read from a closed SMB stream")
         if size == 0:
             return b""
         if not self._buf:
@@ -59,8 +76,9 @@ class ChunkStream:
             self._fill()
             if not self._buf:
                 return b""
+        out: Chunk
         if self._whole is not None and size >= len(self._buf):
-            out: bytes = self._whole  # the whole chunk as received: no copy
+            out = self._whole  # the whole chunk as received: no copy
         else:
             out = self._buf[:size].tobytes()
         self._whole = None
@@ -68,7 +86,7 @@ class ChunkStream:
         return out
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
+        data = self.read_buffer(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 

@@ -66,7 +66,9 @@ class LocalSource(Source):
 
     scheme = "file"
     # Local reads release the GIL; threads are enough.
-    features = SourceFeatures(gil_bound=False, reports_symlinks=True, read_chunk_size=1024 * 1024)
+    features = SourceFeatures(
+        gil_bound=False, reports_symlinks=True, read_chunk_size=1024 * 1024, reads_ahead=True
+    )
 
     def __init__(self, address: SourceAddress) -> None:
         self.address = address

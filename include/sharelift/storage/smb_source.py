@@ -474,6 +474,7 @@ class SmbSource(Source):
         threaded_clones=False,
         prefetch=PREFETCH,
         hidden_kinds=HIDDEN_KINDS,
+        reads_ahead=True,
     )
 
     def __init__(self, address: SourceAddress) -> None:

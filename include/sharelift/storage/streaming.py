@@ -17,7 +17,9 @@ from typing import BinaryIO
 
 from sharelift.checksum import Crc64, crc64, crc64_combine
 from sharelift.errors import SourceFileChanged
+from sharelift.storage import read_ahead
 from sharelift.storage.base import ProgressCallback, ReadStream
+from sharelift.storage.chunk_stream import Chunk, frozen
 
 DEFAULT_CHUNK = 1024 * 1024
 
@@ -39,23 +41,32 @@ class ExactReader:
         chunk_size: int = DEFAULT_CHUNK,
         progress: ProgressCallback | None = None,
         track_crc: bool = True,
+        sum_aside: bool = False,
     ) -> None:
-        """``track_crc=False`` when the caller sums CRCs itself (per part, for multipart)."""
+        """``track_crc=False`` when the caller sums CRCs itself (per part, for multipart).
+        ``sum_aside``: a large file's CRC-64 is summed on a thread of its own
+        (``read_ahead.SumAside``) unless the stream sums its chunks itself; the caller then
+        calls ``close()`` when it is done, whatever happened."""
         self._stream = stream
         self._track_crc = track_crc
         self._pulled = 0
         self.size = size
         self.path = path
-        self.crc = Crc64()
+        self._read_crc: Callable[[int], tuple[Chunk, int]] | None = getattr(
+            stream, "read_crc", None
+        )
+        self.crc: Crc64 | read_ahead.SumAside = (
+            read_ahead.SumAside()
+            if sum_aside and track_crc and self._read_crc is None and size >= read_ahead.MIN_SIZE
+            else Crc64()
+        )
         self._chunk_size = chunk_size
         self._progress = progress
         self._buf = memoryview(b"")
-        self._whole: bytes | None = None  # the chunk in _buf while none of it is taken
+        self._whole: Chunk | None = None  # the chunk in _buf while none of it is taken
         self._whole_crc: int | None = None  # its CRC-64, when the stream gave it
         self._remaining = size  # bytes not yet pulled from the source
-        self._read_crc: Callable[[int], tuple[bytes, int]] | None = getattr(
-            stream, "read_crc", None
-        )
+        self._read_buffer: Callable[[int], Chunk] | None = getattr(stream, "read_buffer", None)
 
     def __len__(self) -> int:
         return self.size
@@ -68,12 +79,17 @@ class ExactReader:
     def _fill(self) -> None:
         want = min(self._chunk_size, self._remaining)
         data_crc: int | None = None
+        data: Chunk
         if not want:
             data = b""
         elif self._read_crc is not None:
             data, data_crc = self._read_crc(want)
+        elif self._read_buffer is not None:
+            data = self._read_buffer(want)
         else:
             data = self._stream.read(want)
+        if not isinstance(data, bytes) and not (self._read_buffer is not None and frozen(data)):
+            data = bytes(data)  # immutable before it is summed: what is summed is what is sent
         if not data and self._remaining:
             raise SourceFileChanged(
                 self.path,
@@ -88,21 +104,23 @@ class ExactReader:
             if data_crc is None:
                 self.crc.update(data)
             else:
+                assert isinstance(self.crc, Crc64)  # a stream that sums is never summed aside
                 self.crc.extend(data_crc, len(data))
         if self._progress is not None and data:
             self._progress(len(data))
         self._buf = memoryview(data)
-        self._whole = bytes(data) if not isinstance(data, bytes) else data
+        self._whole = data
         self._whole_crc = data_crc
         if self._remaining == 0:
             self._check_eof()
 
-    def _take(self, n: int) -> tuple[bytes | memoryview, int | None]:
+    def _take(self, n: int) -> tuple[Chunk, int | None]:
         """Up to ``n`` buffered bytes; the chunk itself (no copy) when all of it is taken,
         with its CRC-64 when the stream gave it."""
         crc = None
+        out: Chunk
         if self._whole is not None and n >= len(self._buf):
-            out: bytes | memoryview = self._whole
+            out = self._whole
             crc = self._whole_crc
         else:
             out = self._buf[:n]
@@ -120,12 +138,17 @@ class ExactReader:
     def read(self, n: int = -1, /) -> bytes:
         if n is None or n < 0:
             return self.read_exact(len(self._buf) + self._remaining)
+        out = self.read_buffer(n)
+        return out if isinstance(out, bytes) else out.tobytes()
+
+    def read_buffer(self, n: int, /) -> Chunk:
+        """As ``read``, without the copy into ``bytes`` of a piece of a chunk or of a chunk
+        the stream gave as a read-only view: for a caller that writes it out at once."""
         if not self._buf:
             if self._remaining == 0:
                 return b""
             self._fill()
-        out, _ = self._take(n)
-        return out if isinstance(out, bytes) else out.tobytes()
+        return self._take(n)[0]
 
     def read_exact(self, n: int) -> bytes:
         """Exactly ``n`` bytes (or what is left)."""
@@ -170,3 +193,8 @@ class ExactReader:
         if self.size == 0:
             self._check_eof()
         return self.crc.value
+
+    def close(self) -> None:
+        """End the summing thread, if any (``finish`` has, when it returned)."""
+        if isinstance(self.crc, read_ahead.SumAside):
+            self.crc.close()

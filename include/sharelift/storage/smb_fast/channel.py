@@ -382,7 +382,8 @@ class Channel:
 
     def _read_frame(self) -> memoryview:
         """One Direct TCP message (MS-SMB2 2.1: a zero byte, a 24-bit length, the data);
-        NetBIOS keep-alives (type 0x85, no data) some servers send are skipped."""
+        NetBIOS keep-alives (type 0x85, no data) some servers send are skipped. Each frame
+        gets a buffer of its own, never reused: READ data is handed on as views of it."""
         rfile = self._rfile
         while True:
             head = rfile.read(4)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sharelift.errors import FileError, SourceFileChanged
 from sharelift.storage.base import Fingerprint
-from sharelift.storage.chunk_stream import ChunkStream
+from sharelift.storage.chunk_stream import Chunk, ChunkStream
 from sharelift.storage.smb_fast import wire
 from sharelift.storage.smb_fast.channel import Channel, Request, StatusError
 
@@ -40,7 +40,7 @@ class FirstAnswer:
     """What the compound of one file told: its data up to ``FIRST_READ``, the before and
     (for a file read whole) after fingerprints."""
 
-    data: bytes
+    data: Chunk
     size: int
     attributes: int
     before: Fingerprint
@@ -132,6 +132,7 @@ class FastReader:
         _fid, write, change, size, attributes = wire.create_answer(created.body)
         if attributes & FILE_ATTRIBUTE_REPARSE_POINT:
             return None
+        data: Chunk
         if read.status == wire.STATUS_END_OF_FILE:
             data = b""
         else:
@@ -181,7 +182,7 @@ class FastReader:
         )
         return message_id, length
 
-    def receive_read(self, message_id: int) -> bytes:
+    def receive_read(self, message_id: int) -> Chunk:
         answer = self.channel.wait(message_id)
         if answer.status == wire.STATUS_END_OF_FILE:
             return b""

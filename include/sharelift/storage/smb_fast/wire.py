@@ -137,7 +137,9 @@ def close_answer(body: memoryview) -> tuple[int, int, int] | None:
     return write, change, size
 
 
-def read_answer(message: memoryview) -> bytes:
-    """The data of a READ answer (``message`` starts at its SMB2 header)."""
+def read_answer(message: memoryview) -> memoryview:
+    """The data of a READ answer (``message`` starts at its SMB2 header), read-only and
+    without a copy: the frame it lies in was received into a buffer of its own that
+    nothing writes again (``Channel._read_frame``), so the view is as immutable as bytes."""
     offset, _reserved, length = struct.unpack_from("<BBI", message, HEADER_SIZE + 2)
-    return bytes(message[offset : offset + length])
+    return message[offset : offset + length].toreadonly()
