@@ -17,9 +17,9 @@ from typing import BinaryIO
 
 from sharelift.checksum import Crc64, crc64, crc64_combine
 from sharelift.errors import SourceFileChanged
-from sharelift.storage import read_ahead
 from sharelift.storage.base import ProgressCallback, ReadStream
 from sharelift.storage.chunk_stream import Chunk, frozen
+from sharelift.storage.read_ahead import MIN_SIZE, SumAside
 
 DEFAULT_CHUNK = 1024 * 1024
 
@@ -45,7 +45,7 @@ class ExactReader:
     ) -> None:
         """``track_crc=False`` when the caller sums CRCs itself (per part, for multipart).
         ``sum_aside``: a large file's CRC-64 is summed on a thread of its own
-        (``read_ahead.SumAside``) unless the stream sums its chunks itself; the caller then
+        (``SumAside``) unless the stream sums its chunks itself; the caller then
         calls ``close()`` when it is done, whatever happened."""
         self._stream = stream
         self._track_crc = track_crc
@@ -55,9 +55,9 @@ class ExactReader:
         self._read_crc: Callable[[int], tuple[Chunk, int]] | None = getattr(
             stream, "read_crc", None
         )
-        self.crc: Crc64 | read_ahead.SumAside = (
-            read_ahead.SumAside()
-            if sum_aside and track_crc and self._read_crc is None and size >= read_ahead.MIN_SIZE
+        self.crc: Crc64 | SumAside = (
+            SumAside()
+            if sum_aside and track_crc and self._read_crc is None and size >= MIN_SIZE
             else Crc64()
         )
         self._chunk_size = chunk_size
@@ -196,5 +196,5 @@ class ExactReader:
 
     def close(self) -> None:
         """End the summing thread, if any (``finish`` has, when it returned)."""
-        if isinstance(self.crc, read_ahead.SumAside):
+        if isinstance(self.crc, SumAside):
             self.crc.close()
