@@ -244,8 +244,8 @@ def crc(p: dict[str, Any]) -> dict[str, Any]:
     CRC takes.
 
     The copy is ``sharelift.transfer.copy_file`` from the local source into a local
-    destination in the scratch folder (read-ahead thread, ``ExactReader``, the put), one
-    file at a time; each file is removed after its put. Inside ``batch()`` as the engine
+    destination in memory (tmpfs where there is one, see ``run.py``), through the read-ahead
+    or sum-aside thread, ``ExactReader`` and the put, one file at a time; each file is removed after its put. Inside ``batch()`` as the engine
     copies: no fsync per file (the batch's one ``syncfs`` is left out of the time).
     """
     from sharelift.addresses import DestinationAddress
