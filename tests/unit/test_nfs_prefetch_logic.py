@@ -230,15 +230,17 @@ def test_the_look_ahead_stops_while_finished_listings_hold_enough_entries(
     walk = src.walk()
     for _ in range(5):
         next(walk)
-    time.sleep(0.2)  # every submitted listing is done by now
     (prefetcher,) = src._walks
+    for task in list(prefetcher._pending.values()):  # every submitted listing done
+        assert task.done.wait(30)
     prefetcher.top_up()
     held = sum(len(t.items or ()) for t in prefetcher._pending.values())
     # Submissions stop once 50 entries are held: what was held below it (one folder of 40)
     # plus what was in flight then, no more (without the bound, finished listings would
     # free in-flight slots and fill up to 32 folders).
     assert 50 <= held <= (2 * nfs_source.PREFETCH_THREADS + 1) * 40
-    assert len(prefetcher._pending) <= 2 * nfs_source.PREFETCH_THREADS
+    # In flight at most 2 per helper, plus the one finished folder held below the bound.
+    assert len(prefetcher._pending) <= 2 * nfs_source.PREFETCH_THREADS + 1
     walk.close()
     src.close()
 
