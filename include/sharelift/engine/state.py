@@ -213,12 +213,36 @@ def _dicts(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
     return [dict(zip(keys, row, strict=True)) for row in result]
 
 
+SQLITE_WAIT_SECONDS = 60
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_WAIT_SECONDS * 1000}")
+    _wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=60000")
     cur.close()
+
+
+def _wal(cur: Any) -> None:
+    """Switch a database to WAL, waiting for a writer that holds it (up to the busy timeout).
+
+    Waiting by hand: while another connection writes to a database not yet in WAL mode
+    (one made before WAL, being migrated by another copy task), SQLite answers the switch
+    "database is locked" at once, without calling its busy handler (a connection that
+    reads and wants to write could otherwise wait on a writer that waits on it).
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_WAIT_SECONDS
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class StateStore:
@@ -226,7 +250,7 @@ class StateStore:
         self.url = url
         kwargs: dict[str, Any] = {"future": True}
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 60}
+            kwargs["connect_args"] = {"timeout": SQLITE_WAIT_SECONDS}
             db_file = url.split(":///", 1)[1] if ":///" in url else ""
             if db_file and db_file != ":memory:":
                 import os
