@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sharelift.storage import open_source
+from sharelift.storage.smb_source import FAST_READS_ENV
 
 pytestmark = pytest.mark.servers
 
@@ -58,8 +59,15 @@ def test_at_info_smbprotocol_writes_no_line_per_file(
 
 
 def test_at_debug_its_lines_come_back_as_debug_records(
-    smb_server, two_files: str, library_logs_unset: None, caplog: pytest.LogCaptureFixture
+    smb_server,
+    two_files: str,
+    library_logs_unset: None,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # type: ignore[no-untyped-def]
+    # smbprotocol's own path, whose opens log per file (the fast path lists and reads
+    # without smbprotocol.open).
+    monkeypatch.setenv(FAST_READS_ENV, "0")
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger="sharelift.storage.smb_source")
     copy_two_files(smb_server, two_files)

@@ -99,6 +99,7 @@ from sharelift.storage.base import (
 )
 from sharelift.storage.chunk_stream import ChunkStream
 from sharelift.storage.smb_fast.channel import Channel, NotForFastPath, StatusError
+from sharelift.storage.smb_fast.listing import list_folder
 from sharelift.storage.smb_fast.reader import FastReader, FastStream
 
 CHUNK = 1024 * 1024  # measured: 1 MiB reads are smbprotocol's sweet spot
@@ -809,10 +810,35 @@ class SmbSource(Source):
         """
         if single:
             return self._list_dir_once(rel, pattern, single=True)[0]
+        buffers = self._list_dir_fast(rel, pattern)
+        if buffers is not None:
+            fast_entries: list[_RawEntry] = []
+            for buf in buffers:
+                _parse_dir_buffer(buf, fast_entries)
+            return fast_entries
         entries, complete = self._list_dir_once(rel, pattern, single=False)
         if complete:
             return entries
         return self._list_dir_long(rel, pattern)
+
+    def _list_dir_fast(self, rel: str, pattern: str) -> list[bytes] | None:
+        """The folder's QUERY_DIRECTORY buffers listed on the fast path; ``None`` when
+        smbprotocol's path must list it (fast path off, a DFS link or a symlink on the
+        way, which smbclient resolves)."""
+        reader = self._fast_reader()
+        if reader is None:
+            return None
+        try:
+            return list_folder(
+                reader.channel,
+                self._share_path(rel),
+                pattern,
+                _FILE_ID_FULL_DIRECTORY_INFORMATION,
+            )
+        except StatusError as exc:
+            if exc.ntstatus in _FOR_CLASSIC_PATH:
+                return None
+            raise
 
     def _dir_io(self, rel: str) -> Any:
         from smbclient._io import SMBDirectoryIO
@@ -922,7 +948,12 @@ class SmbSource(Source):
         )
 
     def _list_entries(self, rel_dir: str) -> list[Entry]:
-        raws = self._list_dir_raw(rel_dir)
+        # A lost connection or session is transient here as for a read: reconnect and
+        # list the folder again (else every folder after a server restart would be
+        # reported unlistable).
+        raws: list[_RawEntry] = self._retried(
+            f"listing of {rel_dir or '/'!r}", lambda: self._list_dir_raw(rel_dir)
+        )
         raws.sort(key=lambda r: r.name)
         prefix = f"{rel_dir}/" if rel_dir else ""
         return [self._entry(prefix + r.name, r) for r in raws]

@@ -126,6 +126,7 @@ class Channel:
         self.tree_id: int = tree.tree_connect_id
         self.dialect: int = connection.dialect
         self.max_read: int = int(connection.max_read_size)
+        self.max_transact: int = int(connection.max_transact_size)
         self._sealer: security.Sealer | None = None
         self._signer: security.Signer | None = None
         if session.encrypt_data or tree.encrypt_data:
@@ -364,6 +365,17 @@ class Channel:
                 if message_id not in self._outstanding:
                     raise KeyError(f"no SMB request {message_id} is outstanding")
                 self._pump()
+
+    def close_quietly(self, file_id: bytes) -> None:
+        """CLOSE ``file_id`` without waiting for the answer (dropped when it comes): what
+        was read with it, or its error, is what matters."""
+        if not self.alive:
+            return
+        try:
+            ids = self.send([Request(wire.CLOSE, wire.close_body(file_id))])
+        except (OSError, StatusError):
+            return
+        self.forget(ids)
 
     def forget(self, ids: Sequence[int]) -> None:
         """The answers to ``ids`` are not wanted: drop them as they come."""

@@ -22,7 +22,7 @@ from sharelift.errors import FileError, SourceFileChanged
 from sharelift.storage.base import Fingerprint
 from sharelift.storage.chunk_stream import Chunk, ChunkStream
 from sharelift.storage.smb_fast import wire
-from sharelift.storage.smb_fast.channel import Channel, Request, StatusError
+from sharelift.storage.smb_fast.channel import Channel, Request
 
 FIRST_READ = 1024 * 1024
 CHUNK = 1024 * 1024  # READ size for the rest of a large file
@@ -201,13 +201,7 @@ class FastReader:
 
     def close_quietly(self, fid: bytes) -> None:
         """CLOSE without waiting for the answer (dropped when it comes)."""
-        if not self.channel.alive:
-            return
-        try:
-            ids = self.channel.send([Request(wire.CLOSE, wire.close_body(fid))])
-        except (OSError, StatusError):
-            return
-        self.channel.forget(ids)
+        self.channel.close_quietly(fid)
 
 
 class FastStream(ChunkStream):

@@ -16,6 +16,7 @@ CREATE = 0x0005
 CLOSE = 0x0006
 READ = 0x0008
 ECHO = 0x000D
+QUERY_DIRECTORY = 0x000E
 
 FLAG_SERVER_TO_REDIR = 0x00000001
 FLAG_ASYNC = 0x00000002
@@ -26,6 +27,8 @@ STATUS_SUCCESS = 0x00000000
 STATUS_PENDING = 0x00000103
 STATUS_BUFFER_OVERFLOW = 0x80000005
 STATUS_END_OF_FILE = 0xC0000011
+STATUS_NO_MORE_FILES = 0x80000006
+STATUS_NO_SUCH_FILE = 0xC000000F  # also ends a listing: the pattern matched nothing
 
 # ProtocolId, StructureSize, CreditCharge, Status, Command, CreditRequest/Response, Flags,
 # NextCommand, MessageId, Reserved (or the high half of AsyncId), TreeId, SessionId, Signature
@@ -36,10 +39,13 @@ RESPONSE_FIELDS = struct.Struct("<HIHHIIQ")
 RELATED_FILE_ID = b"\xff" * 16
 
 FILE_READ_DATA = 0x00000001
+FILE_READ_EA = 0x00000008
 FILE_READ_ATTRIBUTES = 0x00000080
 SYNCHRONIZE = 0x00100000
 FILE_SHARE_ALL = 0x00000007  # read, write, delete: never lock users of a live share out
 FILE_OPEN = 0x00000001
+FILE_DIRECTORY_FILE = 0x00000001
+FILE_ATTRIBUTE_DIRECTORY = 0x00000010
 FILE_NON_DIRECTORY_FILE = 0x00000040
 FILE_OPEN_REPARSE_POINT = 0x00200000
 IMPERSONATION = 0x00000002
@@ -50,6 +56,9 @@ _CREATE = struct.Struct("<HBBIQQIIIIIHHII")
 _READ = struct.Struct("<HBBIQ16sIIIHHB")
 _CLOSE = struct.Struct("<HHI16s")
 _ECHO = struct.Struct("<HH")
+# SMB2 QUERY_DIRECTORY request without the pattern (StructureSize 33 counts its first byte).
+_QUERY_DIRECTORY = struct.Struct("<HBBI16sHHI")
+QUERY_RESTART_SCANS = 0x01
 
 
 def header(
@@ -79,8 +88,15 @@ def header(
     )
 
 
-def create_body(wire_path: str) -> bytes:
-    """CREATE (open an existing file for reading, the link itself if it is one)."""
+def create_body(
+    wire_path: str,
+    *,
+    access: int = FILE_READ_DATA | FILE_READ_ATTRIBUTES | SYNCHRONIZE,
+    attributes: int = 0,
+    options: int = FILE_NON_DIRECTORY_FILE | FILE_OPEN_REPARSE_POINT,
+) -> bytes:
+    """CREATE (by default: open an existing file for reading, the link itself if it is
+    one)."""
     name = wire_path.encode("utf-16-le", "surrogatepass")
     body = _CREATE.pack(
         57,
@@ -89,15 +105,37 @@ def create_body(wire_path: str) -> bytes:
         IMPERSONATION,
         0,
         0,
-        FILE_READ_DATA | FILE_READ_ATTRIBUTES | SYNCHRONIZE,
-        0,
+        access,
+        attributes,
         FILE_SHARE_ALL,
         FILE_OPEN,
-        FILE_NON_DIRECTORY_FILE | FILE_OPEN_REPARSE_POINT,
+        options,
         HEADER_SIZE + 56,
         len(name),
         0,
         0,
+    )
+    return body + (name or b"\0")
+
+
+def create_directory_body(wire_path: str) -> bytes:
+    """CREATE opening a folder to list it, asking what smbclient's ``SMBDirectoryIO``
+    asks (read data, attributes and EAs; a folder only; links followed), so a folder
+    either path may list the other may too."""
+    return create_body(
+        wire_path,
+        access=FILE_READ_DATA | FILE_READ_ATTRIBUTES | FILE_READ_EA,
+        attributes=FILE_ATTRIBUTE_DIRECTORY,
+        options=FILE_DIRECTORY_FILE,
+    )
+
+
+def query_directory_body(
+    file_id: bytes, info_class: int, flags: int, pattern: str, length: int
+) -> bytes:
+    name = pattern.encode("utf-16-le", "surrogatepass")
+    body = _QUERY_DIRECTORY.pack(
+        33, info_class, flags, 0, file_id, HEADER_SIZE + 32, len(name), length
     )
     return body + (name or b"\0")
 
@@ -143,3 +181,10 @@ def read_answer(message: memoryview) -> memoryview:
     nothing writes again (``Channel._read_frame``), so the view is as immutable as bytes."""
     offset, _reserved, length = struct.unpack_from("<BBI", message, HEADER_SIZE + 2)
     return message[offset : offset + length].toreadonly()
+
+
+def query_directory_answer(message: memoryview) -> bytes:
+    """The entries buffer of a QUERY_DIRECTORY answer (``message`` starts at its SMB2
+    header)."""
+    offset, length = struct.unpack_from("<HI", message, HEADER_SIZE + 2)
+    return bytes(message[offset : offset + length])
