@@ -15,14 +15,15 @@ What this module does below smbclient's high-level API, and why:
   100 ns FILETIME, which smbclient's datetimes round to microseconds. No stat per entry:
   size, times and attributes come with the listing. CREATE + QUERY + QUERY + CLOSE go as
   one compound, so a folder of up to ~1,000 entries costs one round trip.
-* Files are read on the fast path (``sharelift.storage.smb_fast``) when it can: smbprotocol
-  sets up a connection of its own (negotiate, authenticate, tree connect) and the fast
-  path then drives it with messages packed by ``struct``, signed or encrypted as the
-  share requires, without smbprotocol's receive thread. What it does not handle (a DFS
-  share, SMB 2.0.2, reparse points, DFS links, or ``SHARELIFT_SMB_FAST_READS=0``) is read
-  as below; the choice is logged at DEBUG, and ``read_path`` tells it. The paragraphs
-  below describe smbprotocol's path, which the fast path mirrors (compound opens,
-  prefetch, the before/after attributes of CREATE and CLOSE).
+* Files are read and folders listed on the fast path (``sharelift.storage.smb_fast``)
+  when it can: smbprotocol sets up a connection of its own (negotiate, authenticate, tree
+  connect) and the fast path then drives it with messages packed by ``struct``, signed or
+  encrypted as the share requires, without smbprotocol's receive thread. What it does not
+  handle (a DFS share, SMB 2.0.2, reparse points, DFS links, or
+  ``SHARELIFT_SMB_FAST_READS=0``) is read and listed as below; the choice is logged at
+  DEBUG, and ``read_path`` tells it. The paragraphs below describe smbprotocol's path,
+  which the fast path mirrors (the listing's compound and its buffers, parsed by the same
+  code; compound opens, prefetch, the before/after attributes of CREATE and CLOSE).
 * ``open`` sends CREATE + READ (1 MiB) + CLOSE as one compound: a small file is one round
   trip instead of three. A larger file is opened again for the rest, read with four
   requests kept in flight ahead of the caller (faster than smbclient's reads), and
@@ -36,7 +37,7 @@ What this module does below smbclient's high-level API, and why:
   global pool; ``SMBDirEntry.stat()`` would drop the port and dial 445).
 
 Faults: a lost connection or session (server restarted, socket reset, the session or tree
-deleted, a time-out) is transient: opens and stats are tried again under
+deleted, a time-out) is transient: opens, stats and folder listings are tried again under
 ``storage.retrying``'s policy, each try after the first on new connections; a read that
 fails half-way fails the file as transient, and the copy reads it again. The CREATE answer
 of an open and the answer of the CLOSE in the same compound (asked with POSTQUERY_ATTRIB)
@@ -806,7 +807,8 @@ class SmbSource(Source):
         answers STATUS_NO_MORE_FILES the folder is complete in one round trip (most
         folders). Otherwise (more than ~1,000 entries) list it again, keeping the handle
         open until the server says there is no more. Only STATUS_NO_MORE_FILES ends a
-        listing; a short buffer never does.
+        listing; a short buffer never does. On the fast path when it can
+        (``smb_fast.listing``, the same requests packed by hand), else through smbprotocol.
         """
         if single:
             return self._list_dir_once(rel, pattern, single=True)[0]

@@ -8,10 +8,10 @@ derivation, tree connect); then its receive thread is retired and the already
 authenticated socket is driven directly: CREATE + READ + CLOSE compounds packed with
 ``struct`` (``wire``), signed or sealed once per message with the session's keys
 (``security``), several files in flight within the credits the server grants
-(``channel``), and files read through that (``reader``).
+(``channel``), files read through that (``reader``) and folders listed (``listing``).
 
 ``sharelift.storage.smb_source`` chooses this path when it can and keeps smbprotocol's
-own for everything else (listing, stat, DFS, reparse points, dialects before SMB 2.1).
+own for everything else (stat, DFS, reparse points, dialects before SMB 2.1).
 """
 
 from __future__ import annotations
