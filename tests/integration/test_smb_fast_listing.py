@@ -22,6 +22,7 @@ import pytest
 from tests.servers import prerequisites
 from tests.servers.smb import SmbServer, make_share_dir
 
+from sharelift.errors import AddressError
 from sharelift.storage import retrying
 from sharelift.storage.base import Entry, EntryKind
 from sharelift.storage.retrying import RetryPolicy
@@ -314,6 +315,25 @@ def test_a_walk_cut_by_a_server_restart_reconnects_and_lists_every_folder(
     assert all(e.error is None for e in seen)
     if fast == "1":  # (smbclient finds its dead connection and reconnects by itself)
         assert "listing of 'd2' failed" in caplog.text  # the restart cut a fast listing
+
+
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["fast", "smbprotocol"])
+def test_a_server_gone_for_good_ends_the_walk_after_the_retry_time(
+    own_server: SmbServer, fast: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not one "cannot list" entry per folder left, each after the whole retry time.
+    monkeypatch.setenv(FAST_READS_ENV, fast)
+    for d in range(6):
+        for f in range(20):
+            write(own_server.share_dir / f"d{d}" / f"f{f:02d}.txt")
+    brief = RetryPolicy(first_wait=0.1, max_wait=0.2, request_time=1, file_time=1)
+    with SmbSource(own_server.source_address()) as src, retrying.file_scope(brief):
+        walk = src.walk()
+        seen = [next(walk) for _ in range(25)]  # d0 and its files, d1 listed
+        own_server.stop()
+        with pytest.raises(AddressError, match="lost the connection .* while listing 'd"):
+            seen += list(walk)
+    assert all(e.error is None for e in seen)
 
 
 # -- the wire format ------------------------------------------------------------------

@@ -988,6 +988,15 @@ class SmbSource(Source):
             except Exception as exc:
                 if not _is_smb_error(exc):
                     raise
+                if _transient(exc):
+                    # The connection stayed lost for the whole retry time: every folder
+                    # left would wait as long and fail alike, so the walk ends here (the
+                    # scan fails with the cause; a later run lists everything again).
+                    raise AddressError(
+                        self.address.name,
+                        f"lost the connection to {self.display_url()} while listing "
+                        f"{entry.path!r}: {self._list_error(exc)}",
+                    ) from None
                 children, error = [], self._list_error(exc)
             yield Entry(entry.path, EntryKind.DIR, mtime_ns=entry.mtime_ns, error=error)
             stack.append(iter(children))
