@@ -1,7 +1,10 @@
-"""Registers the sharelift page (jobs, runs, progress, reports) in the Airflow UI."""
+"""Registers the sharelift page (jobs, runs, progress, reports) in the Airflow UI, and the
+listener that imports the tasks' modules into the components their processes are forked
+from (``sharelift.airflow.preload``)."""
 
 from airflow.plugins_manager import AirflowPlugin
 
+from sharelift.airflow import preload
 from sharelift.airflow.ui import app
 
 
@@ -11,3 +14,4 @@ class SharelIftPlugin(AirflowPlugin):
     external_views = [
         {"name": "sharelift", "href": "/sharelift/", "destination": "nav", "url_route": "sharelift"}
     ]
+    listeners = [preload]

@@ -237,6 +237,12 @@ def test_the_sharelift_ui_page_lists_runs_with_states_and_serves_the_lists(airfl
     assert anonymous.status_code in (401, 403)
 
 
+def test_the_plugin_gives_airflow_the_listener_that_preloads_the_task_modules(airflow) -> None:  # type: ignore[no-untyped-def]
+    plugins = airflow.api("GET", "/api/v2/plugins")["plugins"]
+    sharelift = next(p for p in plugins if p["name"] == "sharelift")
+    assert any("sharelift.airflow.preload" in str(listener) for listener in sharelift["listeners"])
+
+
 def test_flow_control_is_set_and_refused_through_the_ui_api(airflow) -> None:  # type: ignore[no-untyped-def]
     from sharelift.local.airflow import AirflowApiError
 
