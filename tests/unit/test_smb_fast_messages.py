@@ -87,7 +87,11 @@ def test_sealed_messages_open_with_smbprotocol_and_its_sealed_ones_open_here(cip
 def channel(signed: bool = True) -> Channel:
     """A channel on no connection: only its bookkeeping of answers is exercised."""
     connection = SimpleNamespace(
-        dialect=0x0311, max_read_size=8 * 1024 * 1024, cipher_id=None, signing_algorithm_id=1
+        dialect=0x0311,
+        max_read_size=8 * 1024 * 1024,
+        max_transact_size=8 * 1024 * 1024,
+        cipher_id=None,
+        signing_algorithm_id=1,
     )
     session = SimpleNamespace(
         session_id=SESSION_ID,
