@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from tests.servers import prerequisites
-from tests.servers.smb import SmbServer, make_share_dir
+from tests.servers.smb import SmbServer, serving_new_share
 
 from sharelift.errors import AddressError
 from sharelift.storage import retrying
@@ -42,33 +42,22 @@ QUICK_RETRY = RetryPolicy(first_wait=0.2, max_wait=1.0, request_time=60, file_ti
 
 @pytest.fixture(scope="module")
 def smb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmbServer]:
-    share = make_share_dir()
-    try:
-        with SmbServer(share, tmp_path_factory.mktemp("smb-list-work")) as server:
-            yield server
-    finally:
-        shutil.rmtree(share, ignore_errors=True)
+    with serving_new_share(tmp_path_factory.mktemp("smb-list-work")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def encrypted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmbServer]:
-    share = make_share_dir()
-    try:
-        with SmbServer(share, tmp_path_factory.mktemp("smb-list-enc"), encrypt=True) as server:
-            yield server
-    finally:
-        shutil.rmtree(share, ignore_errors=True)
+    with serving_new_share(tmp_path_factory.mktemp("smb-list-enc"), encrypt=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def mapping_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmbServer]:
-    share = make_share_dir()
-    try:
-        work = tmp_path_factory.mktemp("smb-list-map")
-        with SmbServer(share, work, map_illegal_names=True) as server:
-            yield server
-    finally:
-        shutil.rmtree(share, ignore_errors=True)
+    with serving_new_share(
+        tmp_path_factory.mktemp("smb-list-map"), map_illegal_names=True
+    ) as server:
+        yield server
 
 
 def _folder(server: SmbServer, request: pytest.FixtureRequest) -> Iterator[Path]:
@@ -281,12 +270,8 @@ def test_listing_with_smbprotocol_when_the_fast_path_is_turned_off(
 
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[SmbServer]:
-    share = make_share_dir()
-    try:
-        with SmbServer(share, tmp_path / "work") as server:
-            yield server
-    finally:
-        shutil.rmtree(share, ignore_errors=True)
+    with serving_new_share(tmp_path / "work") as server:
+        yield server
 
 
 @pytest.mark.parametrize("fast", ["1", "0"], ids=["fast", "smbprotocol"])

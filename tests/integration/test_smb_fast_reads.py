@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from tests.servers import prerequisites
-from tests.servers.smb import SmbServer, make_share_dir
+from tests.servers.smb import SmbServer, serving_new_share
 
 from sharelift.errors import (
     FileError,
@@ -45,22 +45,14 @@ QUICK_RETRY = RetryPolicy(first_wait=0.2, max_wait=1.0, request_time=60, file_ti
 
 @pytest.fixture(scope="module")
 def smb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmbServer]:
-    share = make_share_dir()
-    try:
-        with SmbServer(share, tmp_path_factory.mktemp("smb-fast-work")) as server:
-            yield server
-    finally:
-        shutil.rmtree(share, ignore_errors=True)
+    with serving_new_share(tmp_path_factory.mktemp("smb-fast-work")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def encrypted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmbServer]:
-    share = make_share_dir()
-    try:
-        with SmbServer(share, tmp_path_factory.mktemp("smb-enc-work"), encrypt=True) as server:
-            yield server
-    finally:
-        shutil.rmtree(share, ignore_errors=True)
+    with serving_new_share(tmp_path_factory.mktemp("smb-enc-work"), encrypt=True) as server:
+        yield server
 
 
 def _folder(server: SmbServer, request: pytest.FixtureRequest) -> Path:
@@ -289,12 +281,8 @@ def test_lost_connections_and_sessions_are_transient_and_file_errors_are_not() -
 
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[SmbServer]:
-    share = make_share_dir()
-    try:
-        with SmbServer(share, tmp_path / "work") as server:
-            yield server
-    finally:
-        shutil.rmtree(share, ignore_errors=True)
+    with serving_new_share(tmp_path / "work") as server:
+        yield server
 
 
 def test_opens_after_a_server_restart_reconnect_and_every_file_reads(

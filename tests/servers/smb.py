@@ -42,6 +42,7 @@ smb.conf decisions (measured with Samba 4.17 and smbprotocol 1.17 on this machin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -51,7 +52,9 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sharelift.addresses import SourceAddress
 from sharelift.local.ports import LOOPBACK, free_port, log_tail, wait_for_port
@@ -88,6 +91,17 @@ def make_share_dir(prefix: str = "sharelift-smb-") -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     path.chmod(0o755)
     return path
+
+
+@contextlib.contextmanager
+def serving_new_share(work: Path, **options: Any) -> Iterator[SmbServer]:
+    """An ``SmbServer`` on a new share folder (``make_share_dir``), removed afterwards."""
+    share = make_share_dir()
+    try:
+        with SmbServer(share, work, **options) as server:
+            yield server
+    finally:
+        shutil.rmtree(share, ignore_errors=True)
 
 
 class SmbServer:
